@@ -13,4 +13,14 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod channel;
 pub mod crypto;
+pub mod error;
+pub mod handshake;
+pub mod record;
+pub mod stream;
+pub mod transport;
+pub mod wire;
+pub mod noise;
+pub mod fragment;
+pub mod replay;
