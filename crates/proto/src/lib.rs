@@ -17,6 +17,7 @@ pub mod channel;
 pub mod crypto;
 pub mod error;
 pub mod handshake;
+pub mod queue;
 pub mod record;
 pub mod stream;
 pub mod transport;
