@@ -22,8 +22,8 @@ pub struct AwsLc;
 /// ChaCha20-Poly1305 from aws-lc, keyed once: the aws-lc AEAD context is built in
 /// [`AwsLc::cipher`], so sealing and opening do no key setup.
 ///
-/// aws-lc frees the context with `OPENSSL_free`, which overwrites the memory first, so
-/// the expanded key does not outlive this value.
+/// On drop, aws-lc frees the context with `OPENSSL_free`, which with aws-lc's default
+/// allocator overwrites the memory first, so the key does not outlive this value.
 pub struct AwsLcCipher(LessSafeKey);
 
 impl Cipher for AwsLcCipher {
@@ -83,8 +83,8 @@ impl CryptoProvider for AwsLc {
 
     fn x25519(&self, secret: &SecretKey, public: &PublicKey) -> Result<SharedSecret, CryptoError> {
         // aws-lc returns an error for an all-zero result (RFC 7748, section 6.1) and for
-        // any key it does not accept. The check below repeats the all-zero test so the
-        // contract holds whatever aws-lc does.
+        // any key it does not accept. The check below repeats the all-zero test, so this
+        // function rejects an all-zero output whatever the aws-lc version does.
         let private = agreement::PrivateKey::from_private_key(&X25519, secret.expose_secret())
             .map_err(|_| CryptoError::LowOrderPoint)?;
         let peer = UnparsedPublicKey::new(&X25519, public.as_bytes());
