@@ -82,9 +82,6 @@ impl<C: Cipher> KeySet<C> {
             return Err(Error::KeysExhausted);
         }
         let counter = reconstruct_counter(wire::transport_counter(frame), self.window.highest());
-        if counter >= limits.reject_after_messages {
-            return Err(Error::KeysExhausted);
-        }
         self.window.check(counter)?;
         let tag_at = frame.len() - TAG_LEN;
         let (body, tag) = frame.split_at_mut(tag_at);
@@ -93,6 +90,11 @@ impl<C: Cipher> KeySet<C> {
         let ciphertext = &mut body[TRANSPORT_HEADER_LEN..];
         if self.receive.open(counter, &[], ciphertext, &tag_bytes).is_err() {
             return Err(Error::TransportDecrypt);
+        }
+        // The limit is checked only on an authenticated counter, so a relay that rewrites
+        // the counter gets a decryption failure, not a report of exhausted keys.
+        if counter >= limits.reject_after_messages {
+            return Err(Error::KeysExhausted);
         }
         self.window.accept(counter)?;
         Ok(())

@@ -21,7 +21,7 @@ const CREATE_TABLE: &str = "
     ) STRICT, WITHOUT ROWID;
 ";
 
-/// Why a range of sequence numbers holds no readings.
+/// Reason a range of sequence numbers has no readings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SkipReason {
     /// The device gave the messages up, for example after a reboot that lost its queue.
@@ -54,7 +54,7 @@ pub struct SkippedRange {
     pub from: u64,
     /// One past the last sequence number of the range.
     pub to: u64,
-    /// Why the range holds no readings.
+    /// Reason the range has no readings.
     pub reason: SkipReason,
 }
 

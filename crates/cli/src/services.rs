@@ -1,0 +1,137 @@
+//! The long-running subcommands: `cloud`, `relay` and `device`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+use medtunnel_device::{run_cgm, CgmConfig, CgmProgress, PersistentState, SoftwareKeyStore};
+use medtunnel_relay::{BleLink, CaCertificate, FrameLink, Relay, RelayConfig};
+use tokio::net::TcpListener;
+use tracing::info;
+
+use crate::args::{loopback_addr, mtu};
+use crate::faults::FaultArgs;
+use crate::trace_input::{by_subject, read_trace_file};
+use crate::CommandResult;
+
+pub use crate::cloud::{run_cloud, CloudArgs};
+
+#[derive(Args)]
+pub struct RelayArgs {
+    /// Address where the relay accepts the device's emulated Bluetooth LE link.
+    #[arg(long, value_parser = loopback_addr, default_value = "127.0.0.1:9100")]
+    listen: SocketAddr,
+    /// Cloud gateway URL (wss:// on a loopback host).
+    #[arg(long, default_value = "wss://127.0.0.1:8443/tunnel")]
+    cloud: String,
+    /// PEM file of the certificate authority the gateway's certificate chains to
+    /// (the demo and `medtunnel cloud` write DIR/tls/cert.pem).
+    #[arg(long)]
+    ca: PathBuf,
+    /// Link MTU in bytes (20 to 244).
+    #[arg(long, value_parser = mtu, default_value = "185")]
+    mtu: usize,
+    /// Maximum frames buffered while the cloud is unreachable; the oldest are dropped
+    /// beyond it, with a warning.
+    #[arg(long, default_value_t = 4096)]
+    buffer_frames: usize,
+    /// Maximum bytes buffered while the cloud is unreachable.
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    buffer_bytes: usize,
+    #[command(flatten)]
+    faults: FaultArgs,
+}
+
+pub fn run_relay(args: RelayArgs) -> CommandResult {
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let mut config = RelayConfig::new(args.cloud.clone(), CaCertificate::PemFile(args.ca.clone()));
+        config.buffer_max_frames = args.buffer_frames;
+        config.buffer_max_bytes = args.buffer_bytes;
+        config.faults = args.faults.config(0);
+        let relay = Relay::new(config)?;
+        let listener = TcpListener::bind(args.listen).await?;
+        info!(listen = %args.listen, cloud = %args.cloud, "relay started");
+        println!("relay listening on {} for one device at a time; Ctrl-C stops it", args.listen);
+        loop {
+            let accepted = tokio::select! {
+                accepted = BleLink::accept(&listener, args.mtu) => accepted?,
+                _ = tokio::signal::ctrl_c() => break,
+            };
+            let stop = relay
+                .run(FrameLink::new(accepted), async {
+                    let _ = tokio::signal::ctrl_c().await;
+                })
+                .await?;
+            info!(reason = ?stop, stats = ?relay.stats().snapshot(), "device link ended");
+            if stop == medtunnel_relay::StopReason::Shutdown {
+                break;
+            }
+        }
+        info!("relay stopped");
+        Ok(())
+    })
+}
+
+#[derive(Args)]
+pub struct DeviceArgs {
+    /// Device identity file written by `medtunnel provision` (DIR/devices/<id>.json).
+    #[arg(long)]
+    identity: PathBuf,
+    /// Address of the relay's Bluetooth LE link.
+    #[arg(long, value_parser = loopback_addr, default_value = "127.0.0.1:9100")]
+    relay: SocketAddr,
+    /// File for the device's counters across restarts; default: the identity file with
+    /// the extension `.state.json`.
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// Trace to replay: an iglu CSV file (`id,time,gl`) or Nightscout entries (`.json`).
+    /// Without it, a generated trace of one day is used.
+    #[arg(long)]
+    cgm: Option<PathBuf>,
+    /// Subject of the trace file to replay; default: the first one.
+    #[arg(long)]
+    subject: Option<String>,
+    /// Trace seconds replayed per real second; 0 sends as fast as acknowledgements allow.
+    #[arg(long, default_value_t = 0.0)]
+    speed: f64,
+    /// Link MTU in bytes (20 to 244).
+    #[arg(long, value_parser = mtu, default_value = "185")]
+    mtu: usize,
+}
+
+pub fn run_device(args: DeviceArgs) -> CommandResult {
+    let keystore = SoftwareKeyStore::load(&args.identity)?;
+    let trace = match &args.cgm {
+        Some(path) => read_trace_file(path)?,
+        None => medtunnel_records::trace::generated_trace(1, 288, 7),
+    };
+    let subjects = by_subject(&trace)?;
+    let subject = match &args.subject {
+        Some(name) => subjects
+            .into_iter()
+            .find(|subject| &subject.subject == name)
+            .ok_or_else(|| format!("subject {name:?} is not in the trace"))?,
+        None => subjects.into_iter().next().ok_or("the trace has no readings")?,
+    };
+    let state_path = args
+        .state
+        .clone()
+        .unwrap_or_else(|| args.identity.with_extension("state.json"));
+    let state = PersistentState::new(state_path);
+    let mut config = CgmConfig::new(args.relay, subject.readings);
+    config.speed = args.speed;
+    config.mtu = args.mtu;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let report = runtime.block_on(run_cgm(&keystore, &state, config, Arc::new(CgmProgress::default())))?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    if !report.completed {
+        return Err(format!(
+            "{} of {} readings acknowledged before the deadline",
+            report.acked, report.readings
+        )
+        .into());
+    }
+    Ok(())
+}
