@@ -37,13 +37,27 @@ pub fn tls_files(dir: &Path) -> Result<(PathBuf, PathBuf), medtunnel_cloud::tls:
 }
 
 /// Gateway settings for the data directory `dir`.
-pub fn gateway_config(dir: &Path, listen: SocketAddr) -> Result<GatewayConfig, Box<dyn std::error::Error + Send + Sync>> {
+pub fn gateway_config(
+    dir: &Path,
+    listen: SocketAddr,
+) -> Result<GatewayConfig, Box<dyn std::error::Error + Send + Sync>> {
     let database = dir.join(DATABASE_FILE);
     if !database.exists() {
-        return Err(format!("no database at {}; run `medtunnel provision --dir {}` first", database.display(), dir.display()).into());
+        return Err(format!(
+            "no database at {}; run `medtunnel provision --dir {}` first",
+            database.display(),
+            dir.display()
+        )
+        .into());
     }
     let (cert, key) = tls_files(dir)?;
-    Ok(GatewayConfig::new(listen, database, dir.join(CLOUD_KEY_FILE), cert, key))
+    Ok(GatewayConfig::new(
+        listen,
+        database,
+        dir.join(CLOUD_KEY_FILE),
+        cert,
+        key,
+    ))
 }
 
 pub fn run_cloud(args: CloudArgs) -> CommandResult {
@@ -55,7 +69,10 @@ pub fn run_cloud(args: CloudArgs) -> CommandResult {
         let stats = gateway.stats();
         println!(
             "cloud gateway on wss://{addr}/tunnel; relays trust {}; Ctrl-C stops it",
-            args.dir.join(TLS_DIR).join(medtunnel_cloud::tls::CERT_FILE).display()
+            args.dir
+                .join(TLS_DIR)
+                .join(medtunnel_cloud::tls::CERT_FILE)
+                .display()
         );
         gateway
             .run(async {

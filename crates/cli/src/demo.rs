@@ -12,9 +12,13 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use medtunnel_cloud::{Gateway, GatewayStatsSnapshot};
-use medtunnel_device::{run_cgm, CgmConfig, CgmProgress, CgmReport, PersistentState, SoftwareKeyStore};
+use medtunnel_device::{
+    run_cgm, CgmConfig, CgmProgress, CgmReport, PersistentState, SoftwareKeyStore,
+};
 use medtunnel_proto::wire::{INITIATION_LEN, RESPONSE_LEN, TRANSPORT_OVERHEAD};
-use medtunnel_relay::{BleLink, CaCertificate, FaultKind, FrameLink, Relay, RelayConfig, RelayStatsSnapshot};
+use medtunnel_relay::{
+    BleLink, CaCertificate, FaultKind, FrameLink, Relay, RelayConfig, RelayStatsSnapshot,
+};
 use medtunnel_store::provision::{device_identity_path, provision_cloud, provision_devices};
 use medtunnel_store::{DeviceModel, Store};
 use serde::Serialize;
@@ -113,12 +117,25 @@ pub struct Summary {
     pub elapsed_s: f64,
     /// Data directory, for `medtunnel readings --dir`.
     pub data_dir: PathBuf,
+    /// Which device replayed which trace subject.
+    pub subjects: Vec<SubjectDevice>,
+}
+
+/// A trace subject and the device that replayed it.
+#[derive(Debug, Serialize)]
+pub struct SubjectDevice {
+    /// Subject id from the trace.
+    pub subject: String,
+    /// Device id in the cloud.
+    pub device_id: String,
 }
 
 pub fn run(args: DemoArgs) -> CommandResult {
     let trace = match &args.cgm {
         Some(path) => read_trace_file(path)?,
-        None => medtunnel_records::trace::generated_trace(args.subjects, args.readings_per_subject, 7),
+        None => {
+            medtunnel_records::trace::generated_trace(args.subjects, args.readings_per_subject, 7)
+        }
     };
     let subjects = by_subject(&trace)?;
     if subjects.is_empty() {
@@ -154,10 +171,15 @@ fn data_dir(requested: Option<&Path>) -> Result<PathBuf, String> {
                 .map_or(0, |elapsed| elapsed.as_secs())
         )),
     };
-    if dir.exists() && std::fs::read_dir(&dir).map_or(true, |mut entries| entries.next().is_some()) {
-        return Err(format!("data directory {} exists and is not empty; choose a new one", dir.display()));
+    if dir.exists() && std::fs::read_dir(&dir).map_or(true, |mut entries| entries.next().is_some())
+    {
+        return Err(format!(
+            "data directory {} exists and is not empty; choose a new one",
+            dir.display()
+        ));
     }
-    std::fs::create_dir_all(&dir).map_err(|error| format!("cannot create {}: {error}", dir.display()))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|error| format!("cannot create {}: {error}", dir.display()))?;
     Ok(dir)
 }
 
@@ -168,7 +190,11 @@ struct Fleet {
     progress: Vec<Arc<CgmProgress>>,
 }
 
-async fn run_pipeline(args: &DemoArgs, subjects: &[SubjectTrace], dir: &Path) -> Result<Summary, Box<dyn std::error::Error + Send + Sync>> {
+async fn run_pipeline(
+    args: &DemoArgs,
+    subjects: &[SubjectTrace],
+    dir: &Path,
+) -> Result<Summary, Box<dyn std::error::Error + Send + Sync>> {
     let device_ids = provision(dir, subjects.len())?;
     let gateway = Gateway::bind(gateway_config(dir, "127.0.0.1:0".parse()?)?).await?;
     let cloud_url = format!("wss://{}/tunnel", gateway.local_addr());
@@ -177,7 +203,10 @@ async fn run_pipeline(args: &DemoArgs, subjects: &[SubjectTrace], dir: &Path) ->
     let (stop_relays, relays_stopped) = watch::channel(false);
     let started = Instant::now();
     let fleet = start_fleet(args, subjects, dir, &device_ids, &cloud_url, relays_stopped).await?;
-    let total: u64 = subjects.iter().map(|subject| subject.readings.len() as u64).sum();
+    let total: u64 = subjects
+        .iter()
+        .map(|subject| subject.readings.len() as u64)
+        .sum();
     let reports = watch_progress(fleet.devices, &fleet.progress, total).await?;
     let elapsed_s = started.elapsed().as_secs_f64();
 
@@ -191,14 +220,38 @@ async fn run_pipeline(args: &DemoArgs, subjects: &[SubjectTrace], dir: &Path) ->
     gateway.shutdown().await?;
 
     let comparison = compare_with_trace(dir, subjects, &device_ids)?;
-    Ok(summarize(subjects.len(), total, &reports, &relay_stats, &gateway_snapshot, comparison, elapsed_s, dir))
+    let mut summary = summarize(
+        subjects.len(),
+        total,
+        &reports,
+        &relay_stats,
+        &gateway_snapshot,
+        comparison,
+        elapsed_s,
+        dir,
+    );
+    summary.subjects = subjects
+        .iter()
+        .zip(&device_ids)
+        .map(|(subject, device_id)| SubjectDevice {
+            subject: subject.subject.clone(),
+            device_id: device_id.clone(),
+        })
+        .collect();
+    Ok(summary)
 }
 
-fn provision(dir: &Path, count: usize) -> Result<Vec<String>, Box<dyn std::error::Error + Send + Sync>> {
+fn provision(
+    dir: &Path,
+    count: usize,
+) -> Result<Vec<String>, Box<dyn std::error::Error + Send + Sync>> {
     let mut store = Store::open(dir.join(DATABASE_FILE))?;
     provision_cloud(dir, &mut store)?;
     let devices = provision_devices(dir, &mut store, DeviceModel::Cgm, count, "cgm-")?;
-    Ok(devices.into_iter().map(|device| device.device_id.clone()).collect())
+    Ok(devices
+        .into_iter()
+        .map(|device| device.device_id.clone())
+        .collect())
 }
 
 async fn start_fleet(
@@ -221,11 +274,17 @@ async fn start_fleet(
         let relay = Arc::new(Relay::new(config)?);
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let relay_addr = listener.local_addr()?;
-        let task = tokio::spawn(serve_relay(Arc::clone(&relay), listener, args.mtu, relays_stopped.clone()));
+        let task = tokio::spawn(serve_relay(
+            Arc::clone(&relay),
+            listener,
+            args.mtu,
+            relays_stopped.clone(),
+        ));
         fleet.relays.push((relay, task));
 
         let keystore = SoftwareKeyStore::load(&device_identity_path(dir, device_id))?;
-        let state = PersistentState::new(dir.join("devices").join(format!("{device_id}.state.json")));
+        let state =
+            PersistentState::new(dir.join("devices").join(format!("{device_id}.state.json")));
         let mut config = CgmConfig::new(relay_addr, subject.readings.clone());
         config.mtu = args.mtu;
         config.speed = args.speed;
@@ -241,7 +300,12 @@ async fn start_fleet(
 
 /// Accepts the device's link again and again (it reconnects after failures) until the
 /// demo stops.
-async fn serve_relay(relay: Arc<Relay>, listener: TcpListener, mtu: usize, mut stopped: watch::Receiver<bool>) {
+async fn serve_relay(
+    relay: Arc<Relay>,
+    listener: TcpListener,
+    mtu: usize,
+    mut stopped: watch::Receiver<bool>,
+) {
     loop {
         let link = tokio::select! {
             accepted = BleLink::accept(&listener, mtu) => match accepted {
@@ -274,7 +338,8 @@ async fn watch_progress(
 ) -> Result<Vec<CgmReport>, Box<dyn std::error::Error + Send + Sync>> {
     let interactive = std::io::stderr().is_terminal();
     let mut all = futures_join(devices);
-    let mut ticker = tokio::time::interval(Duration::from_millis(if interactive { 200 } else { 5000 }));
+    let mut ticker =
+        tokio::time::interval(Duration::from_millis(if interactive { 200 } else { 5000 }));
     loop {
         tokio::select! {
             reports = &mut all => {
@@ -291,7 +356,13 @@ async fn watch_progress(
 
 fn futures_join(
     devices: Vec<JoinHandle<Result<CgmReport, medtunnel_device::CgmError>>>,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<CgmReport>, Box<dyn std::error::Error + Send + Sync>>> + Send>> {
+) -> std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = Result<Vec<CgmReport>, Box<dyn std::error::Error + Send + Sync>>,
+            > + Send,
+    >,
+> {
     Box::pin(async move {
         let mut reports = Vec::with_capacity(devices.len());
         for device in devices {
@@ -302,11 +373,23 @@ fn futures_join(
 }
 
 fn draw_progress(progress: &[Arc<CgmProgress>], total: u64, interactive: bool) {
-    let sent: u64 = progress.iter().map(|p| p.sent.load(Ordering::Relaxed)).sum();
-    let acked: u64 = progress.iter().map(|p| p.acked.load(Ordering::Relaxed)).sum();
+    let sent: u64 = progress
+        .iter()
+        .map(|p| p.sent.load(Ordering::Relaxed))
+        .sum();
+    let acked: u64 = progress
+        .iter()
+        .map(|p| p.acked.load(Ordering::Relaxed))
+        .sum();
     let width = 30u64;
-    let filled = if total == 0 { width } else { acked * width / total };
-    let bar: String = (0..width).map(|i| if i < filled { '#' } else { '.' }).collect();
+    let filled = if total == 0 {
+        width
+    } else {
+        acked * width / total
+    };
+    let bar: String = (0..width)
+        .map(|i| if i < filled { '#' } else { '.' })
+        .collect();
     let line = format!("[{bar}] {acked}/{total} readings stored, {sent} sent");
     let mut stderr = std::io::stderr();
     if interactive {
@@ -326,7 +409,11 @@ struct Comparison {
     unexpected: u64,
 }
 
-fn compare_with_trace(dir: &Path, subjects: &[SubjectTrace], device_ids: &[String]) -> Result<Comparison, Box<dyn std::error::Error + Send + Sync>> {
+fn compare_with_trace(
+    dir: &Path,
+    subjects: &[SubjectTrace],
+    device_ids: &[String],
+) -> Result<Comparison, Box<dyn std::error::Error + Send + Sync>> {
     let store = Store::open(dir.join(DATABASE_FILE))?;
     let mut stored_total = 0u64;
     let mut lost = 0u64;
@@ -422,12 +509,20 @@ fn summarize(
         handshakes: sum(|report| report.handshakes),
         handshake_bytes: INITIATION_LEN + RESPONSE_LEN,
         transport_overhead_bytes: TRANSPORT_OVERHEAD,
-        device_bytes_per_reading: if stored == 0 { 0.0 } else { device_bytes as f64 / stored as f64 },
+        device_bytes_per_reading: if stored == 0 {
+            0.0
+        } else {
+            device_bytes as f64 / stored as f64
+        },
         retransmissions: sum(|report| report.retransmissions),
-        faults_injected: relays.iter().map(|relay| relay.faults_injected.iter().sum::<u64>()).sum(),
+        faults_injected: relays
+            .iter()
+            .map(|relay| relay.faults_injected.iter().sum::<u64>())
+            .sum(),
         gaps_detected: gateway.gaps_detected,
         elapsed_s,
         data_dir: dir.to_owned(),
+        subjects: Vec::new(),
     }
 }
 
@@ -439,14 +534,26 @@ fn print_summary(summary: &Summary) {
     println!("  readings stored          {}", summary.readings_stored);
     println!("  readings lost            {}", summary.readings_lost);
     println!("  readings unexpected      {}", summary.readings_unexpected);
-    println!("  duplicates suppressed    {}", summary.duplicates_suppressed);
+    println!(
+        "  duplicates suppressed    {}",
+        summary.duplicates_suppressed
+    );
     println!("  frames rejected          {}", summary.frames_rejected);
     println!("  faults injected          {}", summary.faults_injected);
     println!("  retransmissions          {}", summary.retransmissions);
     println!("  sequence gaps detected   {}", summary.gaps_detected);
-    println!("  handshakes               {} ({} bytes each)", summary.handshakes, summary.handshake_bytes);
-    println!("  overhead per message     {} bytes", summary.transport_overhead_bytes);
-    println!("  device bytes per reading {:.1}", summary.device_bytes_per_reading);
+    println!(
+        "  handshakes               {} ({} bytes each)",
+        summary.handshakes, summary.handshake_bytes
+    );
+    println!(
+        "  overhead per message     {} bytes",
+        summary.transport_overhead_bytes
+    );
+    println!(
+        "  device bytes per reading {:.1}",
+        summary.device_bytes_per_reading
+    );
     println!("  elapsed                  {:.2} s", summary.elapsed_s);
     println!("  data directory           {}", summary.data_dir.display());
 }

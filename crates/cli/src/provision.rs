@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use medtunnel_store::provision::{provision_cloud, provision_devices, device_identity_path};
+use medtunnel_store::provision::{device_identity_path, provision_cloud, provision_devices};
 use medtunnel_store::{DeviceModel, Store};
 
 use crate::CommandResult;
@@ -28,17 +28,32 @@ pub struct ProvisionArgs {
 }
 
 fn parse_model(text: &str) -> Result<DeviceModel, String> {
-    DeviceModel::from_name(text)
-        .ok_or_else(|| format!("{text:?} is not a device model; use cgm, insulin_pump or pacemaker"))
+    DeviceModel::from_name(text).ok_or_else(|| {
+        format!("{text:?} is not a device model; use cgm, insulin_pump or pacemaker")
+    })
 }
 
 pub fn run(args: ProvisionArgs) -> CommandResult {
-    std::fs::create_dir_all(&args.dir)
-        .map_err(|error| format!("cannot create data directory {}: {error}", args.dir.display()))?;
+    std::fs::create_dir_all(&args.dir).map_err(|error| {
+        format!(
+            "cannot create data directory {}: {error}",
+            args.dir.display()
+        )
+    })?;
     let mut store = Store::open(args.dir.join(DATABASE_FILE))?;
     let cloud = provision_cloud(&args.dir, &mut store)?;
-    println!("cloud key id {} ready in {}", cloud.cloud_key_id, args.dir.display());
-    let devices = provision_devices(&args.dir, &mut store, args.model, args.devices, &args.prefix)?;
+    println!(
+        "cloud key id {} ready in {}",
+        cloud.cloud_key_id,
+        args.dir.display()
+    );
+    let devices = provision_devices(
+        &args.dir,
+        &mut store,
+        args.model,
+        args.devices,
+        &args.prefix,
+    )?;
     for device in &devices {
         println!(
             "device {} (key id {}): {}",
@@ -63,13 +78,25 @@ pub struct RevokeArgs {
 pub fn revoke(args: RevokeArgs) -> CommandResult {
     let path = args.dir.join(DATABASE_FILE);
     if !path.exists() {
-        return Err(format!("no database at {}; run `medtunnel provision` first", path.display()).into());
+        return Err(format!(
+            "no database at {}; run `medtunnel provision` first",
+            path.display()
+        )
+        .into());
     }
     let mut store = Store::open(&path)?;
     if store.device(&args.device)?.is_none() {
-        return Err(format!("device {:?} is not registered in {}", args.device, path.display()).into());
+        return Err(format!(
+            "device {:?} is not registered in {}",
+            args.device,
+            path.display()
+        )
+        .into());
     }
     store.revoke_device(&args.device)?;
-    println!("device {} revoked; a running gateway rejects its next handshake", args.device);
+    println!(
+        "device {} revoked; a running gateway rejects its next handshake",
+        args.device
+    );
     Ok(())
 }

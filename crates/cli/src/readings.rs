@@ -62,11 +62,20 @@ fn is_broken_pipe(error: &(dyn std::error::Error + 'static)) -> bool {
 fn print_readings(args: ReadingsArgs) -> CommandResult {
     let path = args.dir.join(DATABASE_FILE);
     if !path.exists() {
-        return Err(format!("no database at {}; run `medtunnel provision` first", path.display()).into());
+        return Err(format!(
+            "no database at {}; run `medtunnel provision` first",
+            path.display()
+        )
+        .into());
     }
     let store = Store::open(&path)?;
     if store.device(&args.device)?.is_none() {
-        return Err(format!("device {:?} is not registered in {}", args.device, path.display()).into());
+        return Err(format!(
+            "device {:?} is not registered in {}",
+            args.device,
+            path.display()
+        )
+        .into());
     }
     let readings = store.readings(&args.device, args.from, args.to)?;
     let stdout = std::io::stdout();

@@ -46,14 +46,16 @@ pub struct RelayArgs {
 pub fn run_relay(args: RelayArgs) -> CommandResult {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        let mut config = RelayConfig::new(args.cloud.clone(), CaCertificate::PemFile(args.ca.clone()));
+        let mut config =
+            RelayConfig::new(args.cloud.clone(), CaCertificate::PemFile(args.ca.clone()));
         config.buffer_max_frames = args.buffer_frames;
         config.buffer_max_bytes = args.buffer_bytes;
         config.faults = args.faults.config(0);
         let relay = Relay::new(config)?;
         let listener = TcpListener::bind(args.listen).await?;
-        info!(listen = %args.listen, cloud = %args.cloud, "relay started");
-        println!("relay listening on {} for one device at a time; Ctrl-C stops it", args.listen);
+        let listen = listener.local_addr()?;
+        info!(%listen, cloud = %args.cloud, "relay started");
+        println!("relay listening on {listen} for one device at a time; Ctrl-C stops it");
         loop {
             let accepted = tokio::select! {
                 accepted = BleLink::accept(&listener, args.mtu) => accepted?,
@@ -99,13 +101,20 @@ pub struct DeviceArgs {
     /// Link MTU in bytes (20 to 244).
     #[arg(long, value_parser = mtu, default_value = "185")]
     mtu: usize,
+    /// Readings of the generated trace used without --cgm, 5 minutes apart.
+    #[arg(long, default_value_t = 288)]
+    generated_readings: usize,
+    /// Time limit in seconds; the device exits with an error if readings are still
+    /// unacknowledged then.
+    #[arg(long, default_value_t = 600)]
+    deadline_s: u64,
 }
 
 pub fn run_device(args: DeviceArgs) -> CommandResult {
     let keystore = SoftwareKeyStore::load(&args.identity)?;
     let trace = match &args.cgm {
         Some(path) => read_trace_file(path)?,
-        None => medtunnel_records::trace::generated_trace(1, 288, 7),
+        None => medtunnel_records::trace::generated_trace(1, args.generated_readings, 7),
     };
     let subjects = by_subject(&trace)?;
     let subject = match &args.subject {
@@ -113,7 +122,10 @@ pub fn run_device(args: DeviceArgs) -> CommandResult {
             .into_iter()
             .find(|subject| &subject.subject == name)
             .ok_or_else(|| format!("subject {name:?} is not in the trace"))?,
-        None => subjects.into_iter().next().ok_or("the trace has no readings")?,
+        None => subjects
+            .into_iter()
+            .next()
+            .ok_or("the trace has no readings")?,
     };
     let state_path = args
         .state
@@ -123,8 +135,14 @@ pub fn run_device(args: DeviceArgs) -> CommandResult {
     let mut config = CgmConfig::new(args.relay, subject.readings);
     config.speed = args.speed;
     config.mtu = args.mtu;
+    config.deadline = std::time::Duration::from_secs(args.deadline_s);
     let runtime = tokio::runtime::Runtime::new()?;
-    let report = runtime.block_on(run_cgm(&keystore, &state, config, Arc::new(CgmProgress::default())))?;
+    let report = runtime.block_on(run_cgm(
+        &keystore,
+        &state,
+        config,
+        Arc::new(CgmProgress::default()),
+    ))?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     if !report.completed {
         return Err(format!(

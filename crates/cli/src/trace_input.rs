@@ -15,11 +15,16 @@ pub struct SubjectTrace {
 }
 
 /// Reads an iglu CSV file (`id,time,gl`) or, for a `.json` file, Nightscout entries.
-pub fn read_trace_file(path: &Path) -> Result<Vec<TraceReading>, Box<dyn std::error::Error + Send + Sync>> {
+pub fn read_trace_file(
+    path: &Path,
+) -> Result<Vec<TraceReading>, Box<dyn std::error::Error + Send + Sync>> {
     let file = std::fs::File::open(path)
         .map_err(|error| format!("cannot open trace file {}: {error}", path.display()))?;
     let reader = std::io::BufReader::new(file);
-    let readings = if path.extension().is_some_and(|ext| ext.eq_ignore_ascii_case("json")) {
+    let readings = if path
+        .extension()
+        .is_some_and(|ext| ext.eq_ignore_ascii_case("json"))
+    {
         medtunnel_records::trace::read_nightscout_entries(reader)
     } else {
         medtunnel_records::trace::read_iglu_csv(reader)
@@ -44,7 +49,11 @@ pub fn by_subject(readings: &[TraceReading]) -> Result<Vec<SubjectTrace>, String
         .into_iter()
         .map(|subject| {
             let group = &groups[subject];
-            let start = group.iter().map(|reading| reading.time_s).min().unwrap_or(0);
+            let start = group
+                .iter()
+                .map(|reading| reading.time_s)
+                .min()
+                .unwrap_or(0);
             let readings = group
                 .iter()
                 .map(|reading| measurement(subject, start, reading))
@@ -57,7 +66,11 @@ pub fn by_subject(readings: &[TraceReading]) -> Result<Vec<SubjectTrace>, String
         .collect()
 }
 
-fn measurement(subject: &str, start: i64, reading: &TraceReading) -> Result<CgmMeasurement, String> {
+fn measurement(
+    subject: &str,
+    start: i64,
+    reading: &TraceReading,
+) -> Result<CgmMeasurement, String> {
     let offset = u32::try_from(reading.time_s - start).map_err(|_| {
         format!(
             "subject {subject:?}: reading at {} lies more than 136 years after the first one",

@@ -335,7 +335,9 @@ impl Device<'_> {
         if let Some(acked) = incoming.acked {
             self.queue.release_below(acked);
             self.report.acked = acked.saturating_sub(self.first_seq);
-            self.progress.acked.store(self.report.acked, Ordering::Relaxed);
+            self.progress
+                .acked
+                .store(self.report.acked, Ordering::Relaxed);
             timers.last_progress = Instant::now();
             timers.timeouts_in_a_row = 0;
         }
@@ -356,7 +358,11 @@ impl Device<'_> {
         Ok(())
     }
 
-    async fn send_ack(&mut self, link: &mut FrameLink, timers: &mut Timers) -> Result<(), BleError> {
+    async fn send_ack(
+        &mut self,
+        link: &mut FrameLink,
+        timers: &mut Timers,
+    ) -> Result<(), BleError> {
         let mut frame = [0u8; MAX_FRAME_LEN];
         if let Ok(len) = self.channel.send_ack(self.now_ms(), &mut frame) {
             self.send_transport(link, &frame[..len], timers).await?;
@@ -378,7 +384,11 @@ impl Device<'_> {
     }
 
     /// Resends every held reading, oldest first.
-    async fn resend_all(&mut self, link: &mut FrameLink, timers: &mut Timers) -> Result<(), BleError> {
+    async fn resend_all(
+        &mut self,
+        link: &mut FrameLink,
+        timers: &mut Timers,
+    ) -> Result<(), BleError> {
         let now = self.now_ms();
         let mut frames = Vec::with_capacity(self.queue.len());
         for (seq, payload) in self.queue.iter() {
@@ -401,7 +411,11 @@ impl Device<'_> {
         Ok(())
     }
 
-    async fn on_tick(&mut self, link: &mut FrameLink, timers: &mut Timers) -> Result<bool, TickError> {
+    async fn on_tick(
+        &mut self,
+        link: &mut FrameLink,
+        timers: &mut Timers,
+    ) -> Result<bool, TickError> {
         if self.finished() || self.past_deadline() {
             return Ok(true);
         }
@@ -419,10 +433,14 @@ impl Device<'_> {
             self.start_handshake(link, timers).await?;
         }
         self.send_due_readings(link, timers).await?;
-        if !self.queue.is_empty() && timers.last_progress.elapsed() >= self.config.retransmit_timeout {
+        if !self.queue.is_empty()
+            && timers.last_progress.elapsed() >= self.config.retransmit_timeout
+        {
             timers.timeouts_in_a_row += 1;
             timers.last_progress = Instant::now();
-            if timers.timeouts_in_a_row >= TIMEOUTS_BEFORE_HANDSHAKE && timers.handshake_started.is_none() {
+            if timers.timeouts_in_a_row >= TIMEOUTS_BEFORE_HANDSHAKE
+                && timers.handshake_started.is_none()
+            {
                 debug!(device_id = %self.device_id, "no acknowledgement progress; new handshake");
                 timers.timeouts_in_a_row = 0;
                 self.start_handshake(link, timers).await?;
@@ -445,7 +463,11 @@ impl Device<'_> {
         self.start.elapsed().as_secs_f64() * self.config.speed >= offset_s
     }
 
-    async fn send_due_readings(&mut self, link: &mut FrameLink, timers: &mut Timers) -> Result<(), TickError> {
+    async fn send_due_readings(
+        &mut self,
+        link: &mut FrameLink,
+        timers: &mut Timers,
+    ) -> Result<(), TickError> {
         let mut sent_any = false;
         while self.next_index < self.encoded.len()
             && !self.queue.is_full()
@@ -463,8 +485,11 @@ impl Device<'_> {
                 .map_err(|error| TickError::Fatal(CgmError::Channel(error)))?;
             self.next_index += 1;
             self.report.sent += 1;
-            self.progress.sent.store(self.report.sent, Ordering::Relaxed);
-            self.send_transport(link, &frame[..sent.len], timers).await?;
+            self.progress
+                .sent
+                .store(self.report.sent, Ordering::Relaxed);
+            self.send_transport(link, &frame[..sent.len], timers)
+                .await?;
             sent_any = true;
         }
         if sent_any {
