@@ -27,18 +27,18 @@ enum AuditCommand {
 #[derive(clap::Args)]
 struct VerifyArgs {
     /// Cloud directory with cloud.db and the checkpoint public key audit-key.pub.
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     dir: PathBuf,
     /// Trusted checkpoint public key file, repeatable for rotated keys
     /// (default: DIR/audit-key.pub).
-    #[arg(long = "public-key")]
+    #[arg(long = "public-key", value_name = "FILE")]
     public_keys: Vec<PathBuf>,
 }
 
 #[derive(clap::Args)]
 struct ExportArgs {
     /// Cloud directory with cloud.db.
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     dir: PathBuf,
     /// First sequence number to export.
     #[arg(long, default_value_t = 1)]
@@ -53,7 +53,9 @@ struct ExportArgs {
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum ExportFormat {
+    /// A FHIR R4 Bundle of AuditEvent resources.
     Fhir,
+    /// One entry per line, as stored, with hashes in hex.
     Jsonl,
 }
 
@@ -71,12 +73,12 @@ fn run_verify(args: VerifyArgs) -> Result<(), Box<dyn std::error::Error + Send +
     } else {
         args.public_keys
     };
+    // Read-only, so neither command can change the log.
+    let connection = medtunnel_audit::open_read_only(&database_path(&args.dir)?)?;
     let keys = key_files
         .iter()
         .map(|path| CheckpointPublicKey::load_file(path))
         .collect::<Result<Vec<_>, _>>()?;
-    // Read-only, so neither command can change the log.
-    let connection = medtunnel_audit::open_read_only(&database_path(&args.dir)?)?;
     let report = medtunnel_audit::verify(&connection, &keys)?;
     match report.first_bad {
         None => {
@@ -127,7 +129,7 @@ fn run_export(args: ExportArgs) -> Result<(), Box<dyn std::error::Error + Send +
     Ok(())
 }
 
-/// Returns DIR/cloud.db, or an error that says what to pass when it does not exist.
+/// Returns DIR/cloud.db, or an error naming the directory to pass when it does not exist.
 fn database_path(dir: &Path) -> Result<PathBuf, Box<dyn std::error::Error + Send + Sync>> {
     let path = dir.join(DATABASE_FILE);
     if !path.is_file() {

@@ -115,6 +115,8 @@ pub struct Summary {
     pub gaps_detected: u64,
     /// Wall-clock time of the replay, in seconds.
     pub elapsed_s: f64,
+    /// Readings stored per second of the replay.
+    pub readings_per_second: f64,
     /// Data directory, for `medtunnel readings --dir`.
     pub data_dir: PathBuf,
     /// Which device replayed which trace subject.
@@ -521,6 +523,7 @@ fn summarize(
             .sum(),
         gaps_detected: gateway.gaps_detected,
         elapsed_s,
+        readings_per_second: if elapsed_s > 0.0 { stored as f64 / elapsed_s } else { 0.0 },
         data_dir: dir.to_owned(),
         subjects: Vec::new(),
     }
@@ -555,5 +558,6 @@ fn print_summary(summary: &Summary) {
         summary.device_bytes_per_reading
     );
     println!("  elapsed                  {:.2} s", summary.elapsed_s);
+    println!("  readings per second      {:.0}", summary.readings_per_second);
     println!("  data directory           {}", summary.data_dir.display());
 }

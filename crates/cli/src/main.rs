@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod args;
+mod audit;
 mod cloud;
 mod demo;
 mod faults;
@@ -41,6 +42,8 @@ enum Command {
     Revoke(provision::RevokeArgs),
     /// Print the readings the cloud stored for one device.
     Readings(readings::ReadingsArgs),
+    /// Verify or export the tamper-evident audit trail.
+    Audit(audit::AuditArgs),
     /// Provision, run a cloud, one relay and one CGM per trace subject, and summarize.
     Demo(demo::DemoArgs),
 }
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Command::Device(args) => services::run_device(args),
         Command::Revoke(args) => provision::revoke(args),
         Command::Readings(args) => readings::run(args),
+        Command::Audit(args) => audit::run(args),
         Command::Demo(args) => demo::run(args),
     };
     match result {
