@@ -339,7 +339,7 @@ async fn watch_progress(
     total: u64,
 ) -> Result<Vec<CgmReport>, Box<dyn std::error::Error + Send + Sync>> {
     let interactive = std::io::stderr().is_terminal();
-    let mut all = futures_join(devices);
+    let mut all = Box::pin(join_devices(devices));
     let mut ticker =
         tokio::time::interval(Duration::from_millis(if interactive { 200 } else { 5000 }));
     loop {
@@ -356,22 +356,18 @@ async fn watch_progress(
     }
 }
 
-fn futures_join(
+/// Error type of the demo's steps.
+type DemoError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Waits for every device in turn and collects the reports.
+async fn join_devices(
     devices: Vec<JoinHandle<Result<CgmReport, medtunnel_device::CgmError>>>,
-) -> std::pin::Pin<
-    Box<
-        dyn std::future::Future<
-                Output = Result<Vec<CgmReport>, Box<dyn std::error::Error + Send + Sync>>,
-            > + Send,
-    >,
-> {
-    Box::pin(async move {
-        let mut reports = Vec::with_capacity(devices.len());
-        for device in devices {
-            reports.push(device.await??);
-        }
-        Ok(reports)
-    })
+) -> Result<Vec<CgmReport>, DemoError> {
+    let mut reports = Vec::with_capacity(devices.len());
+    for device in devices {
+        reports.push(device.await??);
+    }
+    Ok(reports)
 }
 
 fn draw_progress(progress: &[Arc<CgmProgress>], total: u64, interactive: bool) {
@@ -384,11 +380,7 @@ fn draw_progress(progress: &[Arc<CgmProgress>], total: u64, interactive: bool) {
         .map(|p| p.acked.load(Ordering::Relaxed))
         .sum();
     let width = 30u64;
-    let filled = if total == 0 {
-        width
-    } else {
-        acked * width / total
-    };
+    let filled = (acked * width).checked_div(total).unwrap_or(width);
     let bar: String = (0..width)
         .map(|i| if i < filled { '#' } else { '.' })
         .collect();
@@ -523,7 +515,11 @@ fn summarize(
             .sum(),
         gaps_detected: gateway.gaps_detected,
         elapsed_s,
-        readings_per_second: if elapsed_s > 0.0 { stored as f64 / elapsed_s } else { 0.0 },
+        readings_per_second: if elapsed_s > 0.0 {
+            stored as f64 / elapsed_s
+        } else {
+            0.0
+        },
         data_dir: dir.to_owned(),
         subjects: Vec::new(),
     }
@@ -558,6 +554,9 @@ fn print_summary(summary: &Summary) {
         summary.device_bytes_per_reading
     );
     println!("  elapsed                  {:.2} s", summary.elapsed_s);
-    println!("  readings per second      {:.0}", summary.readings_per_second);
+    println!(
+        "  readings per second      {:.0}",
+        summary.readings_per_second
+    );
     println!("  data directory           {}", summary.data_dir.display());
 }

@@ -105,27 +105,43 @@ impl<C: crate::crypto::Cipher> Endpoint<C> {
         Ok(Sent { seq, len })
     }
 
-    fn resend(&mut self, now_ms: u64, seq: u64, payload: &[u8], out: &mut [u8]) -> Result<usize, Error> {
+    fn resend(
+        &mut self,
+        now_ms: u64,
+        seq: u64,
+        payload: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, Error> {
         if seq >= self.stream.tx_next {
             return Err(Error::UnexpectedFrame);
         }
         self.seal_data(now_ms, seq, payload, out)
     }
 
-    fn seal_data(&mut self, now_ms: u64, seq: u64, payload: &[u8], out: &mut [u8]) -> Result<usize, Error> {
+    fn seal_data(
+        &mut self,
+        now_ms: u64,
+        seq: u64,
+        payload: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, Error> {
         let ack = self.stream.rx_committed;
         let oldest = self.stream.tx_oldest.min(seq);
-        let body = out.get_mut(TRANSPORT_HEADER_LEN..).ok_or(Error::BufferTooSmall {
-            needed: wire::TRANSPORT_OVERHEAD,
-        })?;
+        let body = out
+            .get_mut(TRANSPORT_HEADER_LEN..)
+            .ok_or(Error::BufferTooSmall {
+                needed: wire::TRANSPORT_OVERHEAD,
+            })?;
         let record_len = record::encode_data(ack, seq, oldest, payload, body)?;
         self.session.seal(now_ms, out, record_len)
     }
 
     fn send_ack(&mut self, now_ms: u64, out: &mut [u8]) -> Result<usize, Error> {
-        let body = out.get_mut(TRANSPORT_HEADER_LEN..).ok_or(Error::BufferTooSmall {
-            needed: wire::TRANSPORT_OVERHEAD,
-        })?;
+        let body = out
+            .get_mut(TRANSPORT_HEADER_LEN..)
+            .ok_or(Error::BufferTooSmall {
+                needed: wire::TRANSPORT_OVERHEAD,
+            })?;
         let record_len = record::encode_ack(self.stream.rx_committed, body)?;
         self.session.seal(now_ms, out, record_len)
     }
@@ -221,7 +237,13 @@ impl<P: CryptoProvider> DeviceChannel<P> {
     }
 
     /// Seals an earlier message again under its original sequence number.
-    pub fn resend(&mut self, now_ms: u64, seq: u64, payload: &[u8], out: &mut [u8]) -> Result<usize, Error> {
+    pub fn resend(
+        &mut self,
+        now_ms: u64,
+        seq: u64,
+        payload: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, Error> {
         self.endpoint.resend(now_ms, seq, payload, out)
     }
 
@@ -318,12 +340,21 @@ impl<P: CryptoProvider> CloudChannel<P> {
         out: &mut [u8],
     ) -> Result<Accepted, Error> {
         if peer.key_id != self.key_id {
-            return Err(Error::UnknownKeyId { key_id: peer.key_id });
+            return Err(Error::UnknownKeyId {
+                key_id: peer.key_id,
+            });
         }
         let verified = handshake::verify_mac1(&self.provider, peer, frame)?;
         let counter = verified.header().counter;
-        let (output, len) =
-            handshake::respond(&self.provider, cloud, peer, verified, last_counter, rng, out)?;
+        let (output, len) = handshake::respond(
+            &self.provider,
+            cloud,
+            peer,
+            verified,
+            last_counter,
+            rng,
+            out,
+        )?;
         let phase = (counter & 1) as u8;
         self.endpoint
             .session
@@ -352,7 +383,13 @@ impl<P: CryptoProvider> CloudChannel<P> {
     }
 
     /// Seals an earlier message again under its original sequence number.
-    pub fn resend(&mut self, now_ms: u64, seq: u64, payload: &[u8], out: &mut [u8]) -> Result<usize, Error> {
+    pub fn resend(
+        &mut self,
+        now_ms: u64,
+        seq: u64,
+        payload: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, Error> {
         self.endpoint.resend(now_ms, seq, payload, out)
     }
 

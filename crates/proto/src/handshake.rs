@@ -185,9 +185,9 @@ impl PendingInitiation {
             return Err(Error::UnexpectedFrame);
         }
         let mut payload = [0u8; 0];
-        let (output, _) = self
-            .noise
-            .read_message2(provider, &frame[1..RESPONSE_LEN], &mut payload)?;
+        let (output, _) =
+            self.noise
+                .read_message2(provider, &frame[1..RESPONSE_LEN], &mut payload)?;
         Ok(output)
     }
 }
@@ -228,7 +228,11 @@ pub fn initiate<P: CryptoProvider>(
         &[],
         &mut out[9..INITIATION_MAC1_OFFSET],
     )?;
-    let mac1 = compute_mac1(provider, &mac1_key(provider, &keys.psk), &out[..INITIATION_MAC1_OFFSET]);
+    let mac1 = compute_mac1(
+        provider,
+        &mac1_key(provider, &keys.psk),
+        &out[..INITIATION_MAC1_OFFSET],
+    );
     out[INITIATION_MAC1_OFFSET..INITIATION_LEN].copy_from_slice(&mac1);
     Ok((PendingInitiation { noise, counter }, INITIATION_LEN))
 }

@@ -22,8 +22,8 @@
 use zeroize::Zeroize;
 
 use crate::crypto::{
-    Cipher, CryptoError, CryptoProvider, PublicKey, SecretKey, SharedSecret, SymmetricKey,
-    DH_LEN, HASH_LEN, TAG_LEN,
+    Cipher, CryptoError, CryptoProvider, PublicKey, SecretKey, SharedSecret, SymmetricKey, DH_LEN,
+    HASH_LEN, TAG_LEN,
 };
 
 /// Noise protocol name, hashed into the initial handshake hash.
@@ -208,7 +208,10 @@ impl SymmetricState {
     /// Split: the first key is the initiator's sending key.
     fn split<P: CryptoProvider>(&self, provider: &P) -> (SymmetricKey, SymmetricKey) {
         let [first, second, _] = hkdf(provider, &self.chaining_key, &[], 2);
-        (SymmetricKey::from_bytes(first), SymmetricKey::from_bytes(second))
+        (
+            SymmetricKey::from_bytes(first),
+            SymmetricKey::from_bytes(second),
+        )
     }
 }
 
@@ -413,7 +416,8 @@ impl ResponderReady {
         self.state
             .mix_dh(provider, &ephemeral, &self.remote_ephemeral)?;
         // se: the responder's ephemeral key with the initiator's static key.
-        self.state.mix_dh(provider, &ephemeral, &self.remote_public)?;
+        self.state
+            .mix_dh(provider, &ephemeral, &self.remote_public)?;
         let body = &mut out[DH_LEN..len];
         body[..payload.len()].copy_from_slice(payload);
         self.state.encrypt_and_hash(provider, body, payload.len())?;

@@ -102,7 +102,13 @@ impl StreamState {
         Ok(incoming)
     }
 
-    fn on_data<'a>(&mut self, seq: u64, oldest: u64, payload: &'a [u8], incoming: &mut Incoming<'a>) {
+    fn on_data<'a>(
+        &mut self,
+        seq: u64,
+        oldest: u64,
+        payload: &'a [u8],
+        incoming: &mut Incoming<'a>,
+    ) {
         if oldest > self.rx_next && oldest <= seq {
             incoming.lost = Some(Lost {
                 from: self.rx_next,

@@ -88,7 +88,11 @@ impl<C: Cipher> KeySet<C> {
         let mut tag_bytes = [0u8; TAG_LEN];
         tag_bytes.copy_from_slice(tag);
         let ciphertext = &mut body[TRANSPORT_HEADER_LEN..];
-        if self.receive.open(counter, &[], ciphertext, &tag_bytes).is_err() {
+        if self
+            .receive
+            .open(counter, &[], ciphertext, &tag_bytes)
+            .is_err()
+        {
             return Err(Error::TransportDecrypt);
         }
         // The limit is checked only on an authenticated counter, so a relay that rewrites
@@ -225,7 +229,10 @@ impl<C: Cipher> Session<C> {
                 return Ok(OpenedWith::Current);
             }
         }
-        if let Some((previous, _)) = self.previous.as_mut().filter(|(keys, _)| keys.phase == phase)
+        if let Some((previous, _)) = self
+            .previous
+            .as_mut()
+            .filter(|(keys, _)| keys.phase == phase)
         {
             result = previous.open(&limits, now_ms, frame);
             if result.is_ok() {

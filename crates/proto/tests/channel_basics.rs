@@ -43,7 +43,12 @@ fn pair() -> Pair {
     )
     .unwrap();
     Pair {
-        device: DeviceChannel::new(provider, device_keys, Limits::default(), DeviceResume::default()),
+        device: DeviceChannel::new(
+            provider,
+            device_keys,
+            Limits::default(),
+            DeviceResume::default(),
+        ),
         cloud: CloudChannel::new(provider, 42, Limits::default(), StreamState::default()),
         cloud_keys,
         peer,
@@ -55,7 +60,10 @@ fn pair() -> Pair {
 impl Pair {
     fn handshake(&mut self, now: u64) {
         let mut frame = [0u8; MAX_FRAME_LEN];
-        let initiation = self.device.start_handshake(&mut self.rng, &mut frame).unwrap();
+        let initiation = self
+            .device
+            .start_handshake(&mut self.rng, &mut frame)
+            .unwrap();
         let mut response = [0u8; MAX_FRAME_LEN];
         let accepted = self
             .cloud
@@ -105,7 +113,10 @@ fn replayed_frame_is_rejected() {
     let copy = frame;
     pair.cloud.handle_frame(10, &mut frame[..sent.len]).unwrap();
     let mut replay = copy;
-    let error = pair.cloud.handle_frame(11, &mut replay[..sent.len]).unwrap_err();
+    let error = pair
+        .cloud
+        .handle_frame(11, &mut replay[..sent.len])
+        .unwrap_err();
     assert!(matches!(error, Error::Replay(_)), "{error:?}");
 }
 
@@ -113,17 +124,42 @@ fn replayed_frame_is_rejected() {
 fn replayed_initiation_is_stale() {
     let mut pair = pair();
     let mut frame = [0u8; MAX_FRAME_LEN];
-    let initiation = pair.device.start_handshake(&mut pair.rng, &mut frame).unwrap();
+    let initiation = pair
+        .device
+        .start_handshake(&mut pair.rng, &mut frame)
+        .unwrap();
     let mut response = [0u8; MAX_FRAME_LEN];
     let accepted = pair
         .cloud
-        .accept_initiation(0, &pair.cloud_keys, &pair.peer, &frame[..initiation.len], None, &mut pair.rng, &mut response)
+        .accept_initiation(
+            0,
+            &pair.cloud_keys,
+            &pair.peer,
+            &frame[..initiation.len],
+            None,
+            &mut pair.rng,
+            &mut response,
+        )
         .unwrap();
     let error = pair
         .cloud
-        .accept_initiation(1, &pair.cloud_keys, &pair.peer, &frame[..initiation.len], Some(accepted.counter), &mut pair.rng, &mut response)
+        .accept_initiation(
+            1,
+            &pair.cloud_keys,
+            &pair.peer,
+            &frame[..initiation.len],
+            Some(accepted.counter),
+            &mut pair.rng,
+            &mut response,
+        )
         .unwrap_err();
-    assert_eq!(error, Error::StaleInitiation { counter: 0, last: 0 });
+    assert_eq!(
+        error,
+        Error::StaleInitiation {
+            counter: 0,
+            last: 0
+        }
+    );
 }
 
 #[test]
@@ -133,7 +169,10 @@ fn flipped_bit_fails_authentication() {
     let mut frame = [0u8; MAX_FRAME_LEN];
     let sent = pair.device.send(10, b"x", &mut frame).unwrap();
     frame[20] ^= 0x04;
-    let error = pair.cloud.handle_frame(10, &mut frame[..sent.len]).unwrap_err();
+    let error = pair
+        .cloud
+        .handle_frame(10, &mut frame[..sent.len])
+        .unwrap_err();
     assert_eq!(error, Error::TransportDecrypt);
 }
 
@@ -148,6 +187,9 @@ fn rekey_keeps_frames_in_flight() {
     let new = pair.device.send(30, b"new", &mut frame).unwrap();
     let incoming = pair.cloud.handle_frame(30, &mut frame[..new.len]).unwrap();
     assert!(incoming.gap.is_some());
-    let incoming = pair.cloud.handle_frame(31, &mut old_frame[..old.len]).unwrap();
+    let incoming = pair
+        .cloud
+        .handle_frame(31, &mut old_frame[..old.len])
+        .unwrap();
     assert_eq!(incoming.data, Some((0, &b"old"[..])));
 }
