@@ -23,6 +23,10 @@ pub struct CloudArgs {
     /// Address of the tunnel endpoint (WebSocket over TLS at path /tunnel).
     #[arg(long, value_parser = loopback_addr, default_value = "127.0.0.1:8443")]
     listen: SocketAddr,
+    /// Address of the HTTP API for people and the phone app (JSON; OpenAPI description
+    /// at /openapi.json).
+    #[arg(long, value_parser = loopback_addr, default_value = "127.0.0.1:8080")]
+    api_listen: SocketAddr,
 }
 
 /// Paths of the TLS certificate and key in `dir`, made on first use.

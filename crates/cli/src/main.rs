@@ -14,6 +14,7 @@ mod provision;
 mod readings;
 mod services;
 mod trace_input;
+mod user;
 
 /// medtunnel: an end-to-end encrypted, authenticated tunnel from medical devices to
 /// their cloud, through an untrusted phone.
@@ -42,6 +43,8 @@ enum Command {
     Revoke(provision::RevokeArgs),
     /// Print the readings the cloud stored for one device.
     Readings(readings::ReadingsArgs),
+    /// Manage people's accounts of the cloud API (patients, clinicians, operators...).
+    User(user::UserArgs),
     /// Verify or export the tamper-evident audit trail.
     Audit(audit::AuditArgs),
     /// Provision, run a cloud, one relay and one CGM per trace subject, and summarize.
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Command::Device(args) => services::run_device(args),
         Command::Revoke(args) => provision::revoke(args),
         Command::Readings(args) => readings::run(args),
+        Command::User(args) => user::run(args),
         Command::Audit(args) => audit::run(args),
         Command::Demo(args) => demo::run(args),
     };
