@@ -3,8 +3,9 @@
 //!
 //! Order of checks on receive, for every candidate key of the frame's phase:
 //! reconstruct the 64-bit counter, check the replay window (no decryption yet), open the
-//! AEAD, and only then record the counter in the window. A forged frame with a huge
-//! counter therefore never moves the window.
+//! AEAD, and only then check the message limit and record the counter in the window. A
+//! forged frame with a huge counter therefore never moves the window and is reported as
+//! a decryption failure, not as exhausted keys.
 
 use crate::crypto::{Cipher, CryptoProvider, TAG_LEN};
 use crate::error::Error;
