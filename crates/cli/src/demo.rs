@@ -1,8 +1,8 @@
 //! `medtunnel demo`: the whole pipeline in one process on loopback.
 //!
-//! Steps: read or generate a trace, provision a cloud and one CGM per subject, start the
-//! gateway, one relay and one simulated CGM per subject, wait until every reading is
-//! acknowledged, then compare what the cloud stored with the trace and summarize.
+//! Steps: read or generate a trace, then provision a cloud and one CGM per subject. Start
+//! the gateway, one relay and one simulated CGM per subject, and wait until every reading
+//! is acknowledged. Finally compare what the cloud stored with the trace and summarize.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -119,7 +119,7 @@ pub struct Summary {
     pub readings_per_second: f64,
     /// Data directory, for `medtunnel readings --dir`.
     pub data_dir: PathBuf,
-    /// Which device replayed which trace subject.
+    /// Device that replayed each trace subject.
     pub subjects: Vec<SubjectDevice>,
 }
 

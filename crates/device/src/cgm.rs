@@ -20,7 +20,7 @@ use tracing::{debug, info, warn};
 use crate::keystore::KeyStore;
 use crate::state::{PersistentState, StateError};
 
-/// Unacknowledged readings the device holds at most: its send window.
+/// Maximum number of unacknowledged readings in the device's queue: its send window.
 pub const QUEUE_SLOTS: usize = 128;
 /// Largest encoded record the queue holds.
 const QUEUE_RECORD_LEN: usize = 64;
@@ -49,7 +49,7 @@ pub struct CgmConfig {
     pub heartbeat_interval: Duration,
     /// Wait between attempts to connect to the relay.
     pub reconnect_delay: Duration,
-    /// Overall time limit; the report then says the replay did not complete.
+    /// Overall time limit. When it passes, the report marks the replay as not completed.
     pub deadline: Duration,
     /// Key limits of the tunnel.
     pub limits: Limits,
@@ -82,7 +82,7 @@ pub struct CgmProgress {
     pub acked: AtomicU64,
 }
 
-/// What one run did.
+/// Counters of one run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct CgmReport {
     /// Readings in the trace.
@@ -183,7 +183,7 @@ fn encode_readings(readings: &[CgmMeasurement]) -> Result<Vec<Vec<u8>>, CgmError
         .collect()
 }
 
-/// Why a connection to the relay ended.
+/// Reason a connection to the relay ended.
 enum LinkEnd {
     /// The link closed or failed; reconnect.
     Lost,
@@ -499,7 +499,7 @@ impl Device<'_> {
     }
 }
 
-/// Why a timer step stopped.
+/// Reason a timer step stopped.
 enum TickError {
     /// The link failed; reconnect.
     Link,

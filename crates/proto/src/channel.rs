@@ -27,7 +27,7 @@ use crate::stream::{Incoming, StreamState};
 use crate::transport::{Limits, OpenedWith, Session};
 use crate::wire::{self, FrameKind, TRANSPORT_HEADER_LEN};
 
-/// Channel health as the therapy logic sees it.
+/// Channel health, as reported to the therapy logic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Health {
     /// An authenticated frame arrived within the allowed silence.
@@ -57,8 +57,8 @@ pub struct Sent {
     pub len: usize,
 }
 
-/// What the device must restore after a reboot to stay safe: the counter and sequence
-/// numbers only ever grow.
+/// Device state restored after a reboot. The counter and sequence numbers only ever
+/// grow, so a reboot never reuses a nonce or a sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DeviceResume {
     /// Next initiation counter to use.
@@ -324,7 +324,7 @@ impl<P: CryptoProvider> CloudChannel<P> {
         }
     }
 
-    /// Answers an initiation from this channel's device: checks mac1 and the counter
+    /// Responds to an initiation from this channel's device: checks mac1 and the counter
     /// before any Diffie-Hellman work, then writes the response into `out`.
     ///
     /// The new keys are used for sending only after the device sent a frame under them.

@@ -6,7 +6,7 @@
 //!
 //! 1. [`parse_initiation`](crate::wire::parse_initiation) reads the key id and counter.
 //! 2. [`verify_mac1`] checks a keyed BLAKE2s MAC whose key derives from the device's PSK,
-//!    which the relay does not hold; the caller also rejects a counter that is not above
+//!    which the relay does not have. The caller also rejects a counter that is not above
 //!    the last one it accepted from that device (replays of old initiations).
 //! 3. [`respond`] runs the three X25519 operations of the responder (`es`, `ee`, `se`;
 //!    `ss` is precomputed in [`PeerKeys`]) and writes the response.
@@ -73,7 +73,7 @@ impl DeviceKeys {
     }
 }
 
-/// What the cloud keeps about one device to answer its initiations.
+/// Keys the cloud keeps about one device to respond to its initiations.
 pub struct PeerKeys {
     /// Key id of the device.
     pub key_id: u32,
@@ -239,7 +239,7 @@ pub fn initiate<P: CryptoProvider>(
 
 /// Proof that an initiation's mac1 verified under a registered device's key.
 ///
-/// It shows that someone holding the device's PSK built the frame at some time; it does
+/// It shows that someone with the device's PSK built the frame at some time. It does
 /// not show freshness or that the Noise handshake will succeed.
 pub struct Mac1Verified<'a> {
     frame: &'a [u8],
@@ -299,7 +299,7 @@ impl CloudKeys {
 /// response frame into `out` (at least [`RESPONSE_LEN`] bytes).
 ///
 /// `last_counter` is the largest initiation counter accepted from this device before, as
-/// the caller persisted it; the caller persists the new counter once this returns `Ok`.
+/// the caller persisted it. The caller persists the new counter once this returns `Ok`.
 pub fn respond<P: CryptoProvider>(
     provider: &P,
     cloud: &CloudKeys,

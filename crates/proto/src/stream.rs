@@ -1,7 +1,7 @@
 //! Per-direction sequence numbers and cumulative acknowledgements above the transport.
 //!
-//! The transport rejects replays of a frame; this layer also detects a message that the
-//! relay withholds (a gap), tells the sender which messages arrived so it can drop them
+//! The transport rejects replays of a frame. This layer also detects a message that the
+//! relay withholds (a gap), reports to the sender which messages arrived so it can drop them
 //! from its retransmission queue, and lets the receiver acknowledge only what it handled
 //! durably (the cloud acknowledges a reading after its database commit).
 
@@ -18,7 +18,7 @@ pub struct StreamState {
     /// The peer acknowledged every sequence number below this.
     pub tx_acked: u64,
     /// This side gave up retransmitting every sequence number below this (at least
-    /// `tx_acked`); a device that lost its queue in a reboot raises it to `tx_next`.
+    /// `tx_acked`). A device that lost its queue in a reboot raises it to `tx_next`.
     pub tx_oldest: u64,
     /// Next sequence number expected from the peer: every one below was delivered.
     pub rx_next: u64,
@@ -27,7 +27,7 @@ pub struct StreamState {
     pub rx_committed: u64,
 }
 
-/// What one authenticated frame brought. Several fields can be set at once: a data
+/// Contents of one authenticated frame. Several fields can be set at once: a data
 /// record also carries an acknowledgement, and a sender's declaration of lost messages
 /// comes with the first message after them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -106,7 +106,7 @@ impl<C: Cipher> KeySet<C> {
     }
 }
 
-/// Which key set opened a frame.
+/// Key set that opened a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpenedWith {
     /// The current keys.
@@ -166,7 +166,7 @@ impl<C: Cipher> Session<C> {
     }
 
     /// Installs the keys of a completed handshake on the responder. They stay pending
-    /// until the initiator proves it holds them by sending a frame under them; until
+    /// until the initiator proves it has them by sending a frame under them; until
     /// then this side keeps sending with the current keys.
     pub fn install_responder<P: CryptoProvider<Cipher = C>>(
         &mut self,
@@ -178,7 +178,7 @@ impl<C: Cipher> Session<C> {
         self.pending = Some(KeySet::new(provider, keys, phase, now_ms));
     }
 
-    /// Seals a record: `out[TRANSPORT_HEADER_LEN..][..record_len]` holds the plaintext,
+    /// Seals a record: `out[TRANSPORT_HEADER_LEN..][..record_len]` contains the plaintext,
     /// and on success `out[..returned]` is the frame.
     pub fn seal(&mut self, now_ms: u64, out: &mut [u8], record_len: usize) -> Result<usize, Error> {
         let frame_len = TRANSPORT_OVERHEAD + record_len;
