@@ -111,6 +111,7 @@ async fn no_secret_in_bodies_or_logs() {
 
 #[test]
 fn scanner_finds_planted_secrets() {
+    support::init_capture();
     let secrets = vec![
         "0123456789abcdef0123".to_owned(),
         "correct-horse-battery".to_owned(),

@@ -66,23 +66,30 @@ pub fn gateway_config(
 
 pub fn run_cloud(args: CloudArgs) -> CommandResult {
     let config = gateway_config(&args.dir, args.listen)?;
+    let api_state = medtunnel_api::ApiState::open(args.dir.join(DATABASE_FILE))?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let gateway = Gateway::bind(config).await?;
         let addr = gateway.local_addr();
         let stats = gateway.stats();
+        let api_listener = tokio::net::TcpListener::bind(args.api_listen)
+            .await
+            .map_err(|error| format!("cannot listen on {} for the API: {error}", args.api_listen))?;
+        let api_addr = api_listener.local_addr()?;
+        let cert = args.dir.join(TLS_DIR).join(medtunnel_cloud::tls::CERT_FILE);
         println!(
-            "cloud gateway on wss://{addr}/tunnel; relays trust {}; Ctrl-C stops it",
-            args.dir
-                .join(TLS_DIR)
-                .join(medtunnel_cloud::tls::CERT_FILE)
-                .display()
+            "cloud gateway on wss://{addr}/tunnel; relays trust {}; API on http://{api_addr}; Ctrl-C stops it",
+            cert.display()
         );
+        let api = tokio::spawn(medtunnel_api::serve(api_listener, api_state, async {
+            let _ = tokio::signal::ctrl_c().await;
+        }));
         gateway
             .run(async {
                 let _ = tokio::signal::ctrl_c().await;
             })
             .await;
+        api.abort();
         info!(stats = ?stats.snapshot(), "cloud gateway stopped");
         Ok(())
     })

@@ -63,6 +63,10 @@ pub struct DemoArgs {
     /// Readings per subject of the built-in trace (without --cgm), 5 minutes apart.
     #[arg(long, default_value_t = GENERATED_READINGS)]
     readings_per_subject: usize,
+    /// Skip the therapy scenario (an insulin pump and a pacemaker receiving settings
+    /// changes through the policy, signing and audit path).
+    #[arg(long)]
+    no_therapy: bool,
     /// Time limit for the replay, in seconds.
     #[arg(long, default_value_t = 600)]
     deadline_s: u64,
@@ -119,6 +123,8 @@ pub struct Summary {
     pub readings_per_second: f64,
     /// Data directory, for `medtunnel readings --dir`.
     pub data_dir: PathBuf,
+    /// Outcomes of the therapy scenario, unless it was skipped.
+    pub therapy: Option<crate::therapy_demo::TherapySummary>,
     /// Device that replayed each trace subject.
     pub subjects: Vec<SubjectDevice>,
 }
@@ -219,6 +225,12 @@ async fn run_pipeline(
         relay_stats.push(relay.stats().snapshot());
     }
     let gateway_snapshot = gateway_stats.snapshot();
+    let therapy = if args.no_therapy {
+        None
+    } else {
+        let ca = dir.join(TLS_DIR).join(medtunnel_cloud::tls::CERT_FILE);
+        Some(crate::therapy_demo::run_therapy_scenario(dir, gateway.local_addr(), &ca).await?)
+    };
     gateway.shutdown().await?;
 
     let comparison = compare_with_trace(dir, subjects, &device_ids)?;
@@ -232,6 +244,7 @@ async fn run_pipeline(
         elapsed_s,
         dir,
     );
+    summary.therapy = therapy;
     summary.subjects = subjects
         .iter()
         .zip(&device_ids)
@@ -521,6 +534,7 @@ fn summarize(
             0.0
         },
         data_dir: dir.to_owned(),
+        therapy: None,
         subjects: Vec::new(),
     }
 }
@@ -559,4 +573,7 @@ fn print_summary(summary: &Summary) {
         summary.readings_per_second
     );
     println!("  data directory           {}", summary.data_dir.display());
+    if let Some(therapy) = &summary.therapy {
+        crate::therapy_demo::print_therapy_summary(therapy);
+    }
 }

@@ -13,6 +13,7 @@ mod faults;
 mod provision;
 mod readings;
 mod services;
+mod therapy_demo;
 mod trace_input;
 mod user;
 

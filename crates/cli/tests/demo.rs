@@ -110,6 +110,7 @@ fn assert_data_intact(summary: &serde_json::Value, readings: u64) {
 
 #[test]
 fn each_relay_fault_alone_is_survived() {
+    // The therapy scenario runs once, in its own test.
     let kinds = [
         ("--fault-drop", "drop"),
         ("--fault-duplicate", "duplicate"),
@@ -120,7 +121,7 @@ fn each_relay_fault_alone_is_survived() {
         ("--fault-replay", "replay"),
     ];
     for (flag, kind) in kinds {
-        let summary = run_small_demo(&[flag, "0.2"], 60);
+        let summary = run_small_demo(&[flag, "0.2", "--no-therapy"], 60);
         assert_data_intact(&summary, 120);
         let injected = summary["faults_by_kind"][kind].as_u64().unwrap();
         assert!(injected > 0, "{kind}: no fault injected: {summary}");
@@ -140,6 +141,7 @@ fn each_relay_fault_alone_is_survived() {
 fn all_relay_faults_mixed_are_survived() {
     let summary = run_small_demo(
         &[
+            "--no-therapy",
             "--fault-drop",
             "0.03",
             "--fault-duplicate",
@@ -187,4 +189,32 @@ fn malformed_csv_line_is_named() {
         !data.join("cloud.db").exists(),
         "nothing is provisioned for a bad trace"
     );
+}
+
+#[test]
+fn therapy_scenario_outcomes_reported() {
+    let summary = run_small_demo(&[], 10);
+    let therapy = &summary["therapy"];
+    let outcomes = therapy["outcomes"].as_array().expect("therapy outcomes");
+    let state = |name: &str| {
+        outcomes
+            .iter()
+            .find(|outcome| outcome["name"] == name)
+            .unwrap_or_else(|| panic!("no outcome {name}: {therapy}"))["state"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(state("basal_change"), "acknowledged");
+    assert_eq!(state("bolus_above_limit"), "rejected");
+    assert_eq!(state("pacemaker_cosign"), "acknowledged");
+    assert_eq!(state("relay_replay"), "acknowledged");
+    let replayed = therapy["frames_replayed"].as_u64().unwrap();
+    let rejected = therapy["pump_frames_rejected"].as_u64().unwrap();
+    assert!(replayed > 0, "the relay replayed nothing: {therapy}");
+    assert!(
+        rejected >= replayed,
+        "{replayed} replayed but {rejected} rejected: {therapy}"
+    );
+    assert_eq!(therapy["audit_intact"], true);
 }

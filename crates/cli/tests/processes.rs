@@ -56,7 +56,7 @@ fn start(args: &[&str], stderr_file: Option<&Path>, ready: &str) -> (Service, St
 /// Picks the address after `marker` in `line`, e.g. "wss://127.0.0.1:1234/tunnel".
 fn address_after(line: &str, marker: &str) -> String {
     let rest = &line[line.find(marker).unwrap() + marker.len()..];
-    rest.split(|c: char| c == '/' || c.is_whitespace())
+    rest.split(|c: char| c == '/' || c == ';' || c.is_whitespace())
         .next()
         .unwrap()
         .to_owned()
@@ -75,6 +75,12 @@ fn provision(dir: &Path, devices: usize) {
 }
 
 fn start_cloud(dir: &Path, listen: &str, log: Option<&Path>) -> (Service, String) {
+    let (service, addr, _) = start_cloud_with_api(dir, listen, log);
+    (service, addr)
+}
+
+/// Starts `medtunnel cloud` and returns the tunnel and API addresses.
+fn start_cloud_with_api(dir: &Path, listen: &str, log: Option<&Path>) -> (Service, String, String) {
     let (service, line) = start(
         &[
             "--log",
@@ -84,12 +90,15 @@ fn start_cloud(dir: &Path, listen: &str, log: Option<&Path>) -> (Service, String
             dir.to_str().unwrap(),
             "--listen",
             listen,
+            "--api-listen",
+            "127.0.0.1:0",
         ],
         log,
         "cloud gateway on",
     );
     let addr = address_after(&line, "wss://");
-    (service, addr)
+    let api = address_after(&line, "API on http://");
+    (service, addr, api)
 }
 
 fn start_relay(dir: &Path, cloud_addr: &str, log: Option<&Path>) -> (Service, String) {
@@ -327,4 +336,112 @@ fn relay_log_holds_no_plaintext() {
 
 fn hex_lower(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// Sends one HTTP/1.1 request to `addr` and returns the status code and JSON body.
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let body = body.unwrap_or("");
+    let auth = token
+        .map(|token| format!("Authorization: Bearer {token}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status: u16 = response[9..12].parse().unwrap();
+    let json_start = response.find("\r\n\r\n").unwrap() + 4;
+    let text = &response[json_start..];
+    let value = serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
+    (status, value)
+}
+
+#[test]
+fn phone_reads_stored_values_through_api() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    provision(dir, 1);
+    let password = "correct horse battery staple";
+    let mut create = Command::new(binary())
+        .args([
+            "user",
+            "create",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--username",
+            "alice",
+            "--role",
+            "patient",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        create.stdin.as_mut().unwrap(),
+        format!("{password}\n").as_bytes(),
+    )
+    .unwrap();
+    drop(create.stdin.take());
+    assert!(create.wait().unwrap().success());
+    let output = run(&[
+        "user",
+        "link-device",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--patient",
+        "alice",
+        "--device",
+        "cgm-0001",
+    ]);
+    assert!(output.status.success(), "{}", describe(&output));
+
+    let (_cloud, cloud_addr, api_addr) = start_cloud_with_api(dir, "127.0.0.1:0", None);
+    let (_relay, relay_addr) = start_relay(dir, &cloud_addr, None);
+    let output = device_command(
+        dir,
+        "cgm-0001",
+        &relay_addr,
+        &["--generated-readings", "20", "--deadline-s", "60"],
+    )
+    .output()
+    .unwrap();
+    assert!(output.status.success(), "{}", describe(&output));
+
+    let (status, _) = http(&api_addr, "GET", "/v1/patients/1/readings", None, None);
+    assert_eq!(status, 401, "anonymous read");
+    let sign_in = format!(r#"{{"username":"alice","password":"{password}"}}"#);
+    let (status, session) = http(&api_addr, "POST", "/v1/sessions", None, Some(&sign_in));
+    assert_eq!(status, 201, "{session}");
+    let token = session["token"].as_str().unwrap().to_owned();
+    let (status, me) = http(&api_addr, "GET", "/v1/me", Some(&token), None);
+    assert_eq!(status, 200, "{me}");
+    let patient_id = me["account"]["id"].as_i64().unwrap();
+    let path = format!("/v1/patients/{patient_id}/readings?limit=1000");
+    let (status, page) = http(&api_addr, "GET", &path, Some(&token), None);
+    assert_eq!(status, 200, "{page}");
+    let readings = page["readings"].as_array().unwrap();
+    assert_eq!(readings.len(), 20, "{page}");
+    let expected = medtunnel_records::trace::generated_trace(1, 20, 7);
+    for (reading, wanted) in readings.iter().zip(&expected) {
+        assert_eq!(
+            reading["glucose_mg_dl"].as_u64().unwrap(),
+            u64::from(wanted.glucose_mg_dl)
+        );
+        assert_eq!(reading["device_time_s"].as_i64().unwrap(), wanted.time_s);
+    }
 }

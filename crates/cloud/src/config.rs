@@ -16,6 +16,8 @@ pub const DEFAULT_COMMIT_BATCH: usize = 64;
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default of [`GatewayConfig::idle_timeout`]: two CGM sampling intervals of 5 minutes.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// Default of [`GatewayConfig::command_poll_interval`].
+pub const DEFAULT_COMMAND_POLL_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Settings of one gateway.
 #[derive(Debug, Clone)]
@@ -43,6 +45,10 @@ pub struct GatewayConfig {
     pub handshake_timeout: Duration,
     /// A connection that receives no WebSocket message for this long is closed.
     pub idle_timeout: Duration,
+    /// Interval at which a connection of a therapy device checks the outbox for signed
+    /// commands and retransmits unacknowledged ones. The therapy service may run in
+    /// another process, so the gateway polls the database instead of being notified.
+    pub command_poll_interval: Duration,
 }
 
 impl GatewayConfig {
@@ -65,6 +71,7 @@ impl GatewayConfig {
             commit_batch: DEFAULT_COMMIT_BATCH,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            command_poll_interval: DEFAULT_COMMAND_POLL_INTERVAL,
         }
     }
 
@@ -88,6 +95,9 @@ impl GatewayConfig {
         }
         if self.idle_timeout.is_zero() {
             return Err(invalid("idle_timeout", "must be above zero"));
+        }
+        if self.command_poll_interval.is_zero() {
+            return Err(invalid("command_poll_interval", "must be above zero"));
         }
         Ok(())
     }

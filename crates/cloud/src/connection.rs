@@ -151,6 +151,7 @@ async fn read_loop(
     tunnel: &mut Tunnel,
     shutdown: &mut watch::Receiver<bool>,
 ) -> End {
+    let mut idle_deadline = tokio::time::Instant::now() + settings.idle_timeout;
     loop {
         if *shutdown.borrow() {
             return End::Shutdown;
@@ -158,11 +159,24 @@ async fn read_loop(
         let first = tokio::select! {
             biased;
             _ = shutdown.changed() => return End::Shutdown,
-            next = tokio::time::timeout(settings.idle_timeout, socket.next()) => match next {
+            next = tokio::time::timeout_at(idle_deadline, socket.next()) => match next {
                 Err(_) => return End::IdleTimeout,
                 Ok(message) => message,
             },
+            // Therapy devices only: queued commands and retransmissions on a timer.
+            () = tokio::time::sleep(shared.command_poll_interval), if tunnel.wants_poll() => {
+                match tunnel.poll().await {
+                    Ok(outgoing) => {
+                        if let Err(error) = send_all(socket, outgoing).await {
+                            return End::SendFailed(error);
+                        }
+                        continue;
+                    }
+                    Err(close) => return End::Tunnel(close),
+                }
+            }
         };
+        idle_deadline = tokio::time::Instant::now() + settings.idle_timeout;
         let mut batch = Vec::new();
         let mut end = None;
         if let Err(stop) = take_message(first, &mut batch, tunnel) {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use medtunnel_proto::handshake::CloudKeys;
 use medtunnel_store::provision::{self, CloudIdentity};
 use medtunnel_store::Store;
+use medtunnel_therapy::CommandDelivery;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
@@ -47,6 +48,7 @@ impl Gateway {
             .await
             .map_err(|error| GatewayError::StoreTask(error.to_string()))??;
         check_cloud_key(&store, &identity, &config)?;
+        let delivery = open_delivery(&config).await?;
 
         let listener =
             TcpListener::bind(config.listen)
@@ -62,7 +64,15 @@ impl Gateway {
 
         let cloud = CloudKeys::new(&Provider::default(), identity.cloud_key_id, identity.secret);
         let stats = Arc::new(GatewayStats::default());
-        let shared = Shared::new(store, cloud, stats, config.limits, config.commit_batch);
+        let shared = Shared::new(
+            store,
+            cloud,
+            stats,
+            config.limits,
+            config.commit_batch,
+            delivery,
+            config.command_poll_interval,
+        );
         let settings = ConnectionSettings {
             acceptor: TlsAcceptor::from(tls),
             handshake_timeout: config.handshake_timeout,
@@ -229,6 +239,19 @@ fn check_cloud_key(
         path: config.cloud_key_path.clone(),
         db_path: config.db_path.clone(),
         problem,
+    })
+}
+
+/// Opens the therapy tables and audit log in the gateway's database.
+async fn open_delivery(config: &GatewayConfig) -> Result<CommandDelivery, GatewayError> {
+    let db_path = config.db_path.clone();
+    let opened = tokio::task::spawn_blocking(move || {
+        CommandDelivery::open_beside(&db_path, crate::shared::unix_now_ms())
+    })
+    .await
+    .map_err(|error| GatewayError::StoreTask(error.to_string()))?;
+    opened.map_err(|error| {
+        GatewayError::StoreTask(format!("opening the therapy tables failed: {error}"))
     })
 }
 

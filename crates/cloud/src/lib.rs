@@ -9,6 +9,12 @@
 //! database transaction, and only then is one acknowledgement sent, so an acknowledged
 //! reading is durable.
 //!
+//! Pumps and pacemakers enrolled for therapy commands (`medtunnel-therapy`) also get
+//! the signed commands that the therapy service queued for them: after the device's
+//! handshake and status report, the gateway sends each queued command as an application
+//! message, retransmits it until the tunnel acknowledges it, and records the device's
+//! status, telemetry and command acknowledgements in the therapy tables.
+//!
 //! Faults of a peer (damaged, replayed or unexpected frames, bad handshakes) are counted
 //! in [`GatewayStats`] and logged at debug level. The connection stays open until
 //! [`MAX_CONSECUTIVE_REJECTED_FRAMES`] are rejected in a row, but unknown and revoked key
@@ -24,6 +30,7 @@
 
 mod config;
 mod connection;
+mod delivery;
 mod error;
 mod gateway;
 mod shared;
@@ -32,8 +39,8 @@ pub mod tls;
 mod tunnel;
 
 pub use config::{
-    GatewayConfig, DEFAULT_COMMIT_BATCH, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_MAX_CONNECTIONS,
+    GatewayConfig, DEFAULT_COMMAND_POLL_INTERVAL, DEFAULT_COMMIT_BATCH, DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
 };
 pub use error::GatewayError;
 pub use gateway::{Gateway, GatewayHandle};

@@ -10,6 +10,7 @@ use medtunnel_proto::error::Error as ChannelError;
 use medtunnel_proto::handshake::{CloudKeys, PeerKeys};
 use medtunnel_proto::transport::Limits;
 use medtunnel_store::{DeviceRecord, Store, StoreError};
+use medtunnel_therapy::{CommandDelivery, TherapyError};
 
 use crate::{GatewayError, GatewayStats, Provider};
 
@@ -21,6 +22,8 @@ pub(crate) struct Shared {
     pub(crate) stats: Arc<GatewayStats>,
     pub(crate) limits: Limits,
     pub(crate) commit_batch: usize,
+    pub(crate) delivery: Arc<Mutex<CommandDelivery>>,
+    pub(crate) command_poll_interval: std::time::Duration,
     started: Instant,
 }
 
@@ -31,6 +34,8 @@ impl Shared {
         stats: Arc<GatewayStats>,
         limits: Limits,
         commit_batch: usize,
+        delivery: CommandDelivery,
+        command_poll_interval: std::time::Duration,
     ) -> Self {
         Shared {
             store: Arc::new(Mutex::new(store)),
@@ -39,7 +44,33 @@ impl Shared {
             stats,
             limits,
             commit_batch,
+            delivery: Arc::new(Mutex::new(delivery)),
+            command_poll_interval,
             started: Instant::now(),
+        }
+    }
+
+    /// Runs `work` on the therapy tables in a blocking thread, like
+    /// [`Shared::with_store`].
+    pub(crate) async fn with_delivery<T, F>(&self, work: F) -> Result<T, TherapyError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut CommandDelivery) -> Result<T, TherapyError> + Send + 'static,
+    {
+        let delivery = Arc::clone(&self.delivery);
+        let task = tokio::task::spawn_blocking(move || {
+            // A panic in another call leaves no half-written state in memory: every call
+            // commits to the database before it returns.
+            let mut delivery = delivery
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            work(&mut delivery)
+        });
+        match task.await {
+            Ok(result) => result,
+            Err(error) => Err(TherapyError::NotPermitted(format!(
+                "therapy task failed: {error}"
+            ))),
         }
     }
 

@@ -3,16 +3,23 @@
 //!
 //! Every record starts with a [`RecordType`] byte, so a receiver decodes with
 //! [`Record::decode`] without knowing the kind in advance. The [`cgm`] module documents
-//! the byte layout of the CGM measurement. Decoding is strict and never panics: a record
+//! the byte layout of the CGM measurement, the [`therapy`] module those of the pump and
+//! pacemaker records and of signed commands and their acknowledgements. Decoding is strict and never panics: a record
 //! has exactly the length its flags imply, and every field is checked against its limits.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod cgm;
 mod sfloat;
+pub mod therapy;
 pub mod trace;
 
 pub use cgm::CgmMeasurement;
+pub use medtunnel_command::Acknowledgement;
+pub use therapy::{
+    command_device_id, CommandBytes, DeviceStatus, PacemakerReport, PumpStatus, PumpTelemetry,
+    StatusModel, StatusRequest, StatusSettings,
+};
 
 /// Kind of an application record: the first byte of its encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -21,6 +28,18 @@ pub use cgm::CgmMeasurement;
 pub enum RecordType {
     /// A glucose reading of a continuous glucose monitor, [`CgmMeasurement`].
     CgmMeasurement = 0x01,
+    /// A therapy device's status report, [`DeviceStatus`].
+    DeviceStatus = 0x02,
+    /// A signed command from the cloud, [`CommandBytes`].
+    SignedCommand = 0x03,
+    /// A device's acknowledgement of a command, [`Acknowledgement`].
+    CommandAck = 0x04,
+    /// Pump measurements, [`PumpTelemetry`].
+    PumpTelemetry = 0x05,
+    /// Pacemaker measurements, [`PacemakerReport`].
+    PacemakerTelemetry = 0x06,
+    /// The cloud's request for a status report, [`StatusRequest`].
+    StatusRequest = 0x07,
 }
 
 impl RecordType {
@@ -28,6 +47,12 @@ impl RecordType {
     pub const fn from_byte(byte: u8) -> Option<Self> {
         match byte {
             0x01 => Some(RecordType::CgmMeasurement),
+            0x02 => Some(RecordType::DeviceStatus),
+            0x03 => Some(RecordType::SignedCommand),
+            0x04 => Some(RecordType::CommandAck),
+            0x05 => Some(RecordType::PumpTelemetry),
+            0x06 => Some(RecordType::PacemakerTelemetry),
+            0x07 => Some(RecordType::StatusRequest),
             _ => None,
         }
     }
@@ -38,13 +63,24 @@ impl RecordType {
     }
 }
 
-/// Any application record. Insulin delivery and cardiac records are to follow as more
-/// variants.
+/// Any application record.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
 pub enum Record {
     /// A CGM glucose reading.
     CgmMeasurement(CgmMeasurement),
+    /// A therapy device's status report.
+    DeviceStatus(DeviceStatus),
+    /// A signed command, not yet decoded or verified.
+    SignedCommand(CommandBytes),
+    /// A device's acknowledgement of a command.
+    CommandAck(Acknowledgement),
+    /// Pump measurements.
+    PumpTelemetry(PumpTelemetry),
+    /// Pacemaker measurements.
+    PacemakerTelemetry(PacemakerReport),
+    /// A request for a status report.
+    StatusRequest(StatusRequest),
 }
 
 impl Record {
@@ -55,6 +91,20 @@ impl Record {
             Some(RecordType::CgmMeasurement) => {
                 CgmMeasurement::decode(bytes).map(Record::CgmMeasurement)
             }
+            Some(RecordType::DeviceStatus) => DeviceStatus::decode(bytes).map(Record::DeviceStatus),
+            Some(RecordType::SignedCommand) => {
+                CommandBytes::decode(bytes).map(Record::SignedCommand)
+            }
+            Some(RecordType::CommandAck) => therapy::decode_ack(bytes).map(Record::CommandAck),
+            Some(RecordType::PumpTelemetry) => {
+                PumpTelemetry::decode(bytes).map(Record::PumpTelemetry)
+            }
+            Some(RecordType::PacemakerTelemetry) => {
+                PacemakerReport::decode(bytes).map(Record::PacemakerTelemetry)
+            }
+            Some(RecordType::StatusRequest) => {
+                StatusRequest::decode(bytes).map(Record::StatusRequest)
+            }
             None => Err(RecordError::UnknownType(type_byte)),
         }
     }
@@ -63,27 +113,47 @@ impl Record {
     pub fn record_type(&self) -> RecordType {
         match self {
             Record::CgmMeasurement(_) => RecordType::CgmMeasurement,
+            Record::DeviceStatus(_) => RecordType::DeviceStatus,
+            Record::SignedCommand(_) => RecordType::SignedCommand,
+            Record::CommandAck(_) => RecordType::CommandAck,
+            Record::PumpTelemetry(_) => RecordType::PumpTelemetry,
+            Record::PacemakerTelemetry(_) => RecordType::PacemakerTelemetry,
+            Record::StatusRequest(_) => RecordType::StatusRequest,
         }
     }
 
     /// Appends the encoded record to `out`, leaving `out` unchanged on error.
     pub fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         match self {
-            Record::CgmMeasurement(measurement) => measurement.encode_into(out),
+            Record::CgmMeasurement(measurement) => return measurement.encode_into(out),
+            Record::DeviceStatus(status) => status.encode_into(out),
+            Record::SignedCommand(command) => command.encode_into(out),
+            Record::CommandAck(ack) => therapy::encode_ack(ack, out),
+            Record::PumpTelemetry(telemetry) => telemetry.encode_into(out),
+            Record::PacemakerTelemetry(report) => report.encode_into(out),
+            Record::StatusRequest(request) => request.encode_into(out),
         }
+        Ok(())
     }
 
     /// Returns the number of bytes that [`Record::encode_into`] appends.
     pub fn encoded_len(&self) -> usize {
         match self {
             Record::CgmMeasurement(measurement) => measurement.encoded_len(),
+            Record::DeviceStatus(status) => status.encoded_len(),
+            Record::SignedCommand(command) => command.encoded_len(),
+            Record::CommandAck(ack) => 2 + ack.encoded_len(),
+            other => therapy::fixed_len(other.record_type()),
         }
     }
 
-    /// Returns the time the device assigned to the record, in Unix seconds.
-    pub fn device_time_s(&self) -> i64 {
+    /// Returns the time the device assigned to the record, in Unix seconds, for records
+    /// that carry one (the CGM measurement). Therapy records carry the device's session
+    /// clock instead, which is not a Unix time.
+    pub fn device_time_s(&self) -> Option<i64> {
         match self {
-            Record::CgmMeasurement(measurement) => measurement.device_time_s(),
+            Record::CgmMeasurement(measurement) => Some(measurement.device_time_s()),
+            _ => None,
         }
     }
 }
@@ -141,6 +211,9 @@ pub enum RecordError {
     /// The quality is above 100 %.
     #[error("quality {0} % is above 100 %")]
     QualityOutOfRange(u8),
+    /// A field of a therapy record is outside the values its layout allows.
+    #[error("invalid value in field `{0}`")]
+    InvalidField(&'static str),
 }
 
 /// Rejection of a record value that cannot be encoded. The caller is to blame: a field is
@@ -187,7 +260,7 @@ mod tests {
         assert_eq!(bytes.len(), record.encoded_len());
         assert_eq!(Record::decode(&bytes), Ok(record));
         assert_eq!(record.record_type(), RecordType::CgmMeasurement);
-        assert_eq!(record.device_time_s(), 1_700_000_300);
+        assert_eq!(record.device_time_s(), Some(1_700_000_300));
     }
 
     #[test]

@@ -60,6 +60,10 @@ fn log_buffer() -> &'static Arc<Mutex<Vec<u8>>> {
             .finish();
         tracing::subscriber::set_global_default(subscriber)
             .expect("no other test code installs a global subscriber");
+        // A callsite that another test thread registered while the subscriber was being
+        // installed can keep a cached "never" interest; recompute every interest so no
+        // event of the scenario is dropped.
+        tracing::callsite::rebuild_interest_cache();
         buffer
     })
 }
