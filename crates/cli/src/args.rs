@@ -16,6 +16,39 @@ pub fn loopback_addr(text: &str) -> Result<SocketAddr, String> {
     Ok(addr)
 }
 
+/// Parses a replay speed: trace seconds per real second, finite and not negative.
+pub fn speed(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number; expected a speed like 600"))?;
+    if !value.is_finite() || value < 0.0 {
+        return Err(format!(
+            "speed {value} must be a finite number of at least 0"
+        ));
+    }
+    Ok(value)
+}
+
+/// Parses a count of readings per subject, 1 to 1,000,000.
+pub fn reading_count(text: &str) -> Result<usize, String> {
+    bounded_count(text, 1_000_000, "readings")
+}
+
+/// Parses a count of trace subjects, 1 to 1,000.
+pub fn subject_count(text: &str) -> Result<usize, String> {
+    bounded_count(text, 1_000, "subjects")
+}
+
+fn bounded_count(text: &str, max: usize, what: &str) -> Result<usize, String> {
+    let value: usize = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a whole number of {what}"))?;
+    if value == 0 || value > max {
+        return Err(format!("{value} {what} is outside 1..={max}"));
+    }
+    Ok(value)
+}
+
 /// Parses a probability in 0..=1.
 pub fn probability(text: &str) -> Result<f64, String> {
     let value: f64 = text

@@ -47,7 +47,7 @@ pub struct DemoArgs {
     /// Write the summary as JSON to this file as well.
     #[arg(long)]
     summary_json: Option<PathBuf>,
-    /// Data directory for the cloud database and key files; must not exist yet.
+    /// Data directory for the cloud database and key files; must be new or empty.
     /// Default: a new folder under the system's temporary directory.
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -55,13 +55,13 @@ pub struct DemoArgs {
     #[arg(long, value_parser = mtu, default_value = "185")]
     mtu: usize,
     /// Trace seconds replayed per real second; 0 replays as fast as acknowledgements allow.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, value_parser = crate::args::speed, default_value_t = 0.0)]
     speed: f64,
     /// Subjects of the built-in trace (without --cgm).
-    #[arg(long, default_value_t = GENERATED_SUBJECTS)]
+    #[arg(long, value_parser = crate::args::subject_count, default_value_t = GENERATED_SUBJECTS)]
     subjects: usize,
     /// Readings per subject of the built-in trace (without --cgm), 5 minutes apart.
-    #[arg(long, default_value_t = GENERATED_READINGS)]
+    #[arg(long, value_parser = crate::args::reading_count, default_value_t = GENERATED_READINGS)]
     readings_per_subject: usize,
     /// Skip the therapy scenario (an insulin pump and a pacemaker receiving settings
     /// changes through the policy, signing and audit path).
@@ -186,8 +186,7 @@ fn data_dir(requested: Option<&Path>) -> Result<PathBuf, String> {
             dir.display()
         ));
     }
-    std::fs::create_dir_all(&dir)
-        .map_err(|error| format!("cannot create {}: {error}", dir.display()))?;
+    crate::provision::create_private_dir(&dir)?;
     Ok(dir)
 }
 

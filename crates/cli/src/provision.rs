@@ -8,6 +8,9 @@ use medtunnel_store::{DeviceModel, Store};
 
 use crate::CommandResult;
 
+/// Most device identities one `provision` run creates.
+const MAX_DEVICES_PER_RUN: usize = 100_000;
+
 /// Name of the cloud database inside the data directory.
 pub const DATABASE_FILE: &str = "cloud.db";
 
@@ -22,7 +25,7 @@ pub struct ProvisionArgs {
     /// Device model: cgm, insulin_pump or pacemaker.
     #[arg(long, default_value = "cgm", value_parser = parse_model)]
     model: DeviceModel,
-    /// Prefix of the device ids; a four-digit number follows it.
+    /// Prefix of the device ids; a number of at least four digits follows it.
     #[arg(long, default_value = "cgm-")]
     prefix: String,
 }
@@ -33,15 +36,51 @@ fn parse_model(text: &str) -> Result<DeviceModel, String> {
     })
 }
 
+/// Creates `dir` if needed and makes it accessible to its owner only, because the
+/// database in it holds PSKs, account secrets and health data (SQLite creates its files
+/// with the process umask, so the folder is what keeps them private).
+pub fn create_private_dir(dir: &std::path::Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir)
+        .map_err(|error| format!("cannot create data directory {}: {error}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|error| {
+            format!(
+                "cannot make data directory {} private: {error}",
+                dir.display()
+            )
+        })?;
+    }
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
+}
+
 pub fn run(args: ProvisionArgs) -> CommandResult {
-    std::fs::create_dir_all(&args.dir).map_err(|error| {
-        format!(
-            "cannot create data directory {}: {error}",
-            args.dir.display()
+    if args.devices > MAX_DEVICES_PER_RUN {
+        return Err(format!(
+            "--devices {} is more than {MAX_DEVICES_PER_RUN} per run; provision in several runs",
+            args.devices
         )
-    })?;
+        .into());
+    }
+    create_private_dir(&args.dir)?;
     let mut store = Store::open(args.dir.join(DATABASE_FILE))?;
     let cloud = provision_cloud(&args.dir, &mut store)?;
+    // The therapy service creates the audit log, its checkpoint key and the
+    // command-signing key, so `medtunnel audit verify` works from the start.
+    medtunnel_therapy::TherapyService::open(
+        &args.dir,
+        medtunnel_therapy::TherapyConfig::default(),
+        now_ms(),
+    )?;
     println!(
         "cloud key id {} ready in {}",
         cloud.cloud_key_id,

@@ -54,9 +54,15 @@ pub fn run(args: ReadingsArgs) -> CommandResult {
 }
 
 fn is_broken_pipe(error: &(dyn std::error::Error + 'static)) -> bool {
-    error
+    let io_kind = error
         .downcast_ref::<std::io::Error>()
-        .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        .map(std::io::Error::kind)
+        .or_else(|| {
+            error
+                .downcast_ref::<serde_json::Error>()
+                .and_then(serde_json::Error::io_error_kind)
+        });
+    io_kind == Some(std::io::ErrorKind::BrokenPipe)
 }
 
 fn print_readings(args: ReadingsArgs) -> CommandResult {

@@ -26,7 +26,7 @@ pub struct RelayArgs {
     #[arg(long, default_value = "wss://127.0.0.1:8443/tunnel")]
     cloud: String,
     /// PEM file of the certificate authority the gateway's certificate chains to
-    /// (the demo and `medtunnel cloud` write DIR/tls/cert.pem).
+    /// (`medtunnel cloud` writes DIR/tls/gateway-cert.pem).
     #[arg(long)]
     ca: PathBuf,
     /// Link MTU in bytes (20 to 244).
@@ -52,7 +52,9 @@ pub fn run_relay(args: RelayArgs) -> CommandResult {
         config.buffer_max_bytes = args.buffer_bytes;
         config.faults = args.faults.config(0);
         let relay = Relay::new(config)?;
-        let listener = TcpListener::bind(args.listen).await?;
+        let listener = TcpListener::bind(args.listen)
+            .await
+            .map_err(|error| format!("cannot listen on {}: {error}", args.listen))?;
         let listen = listener.local_addr()?;
         info!(%listen, cloud = %args.cloud, "relay started");
         println!("relay listening on {listen} for one device at a time; Ctrl-C stops it");
@@ -61,14 +63,22 @@ pub fn run_relay(args: RelayArgs) -> CommandResult {
                 accepted = BleLink::accept(&listener, args.mtu) => accepted?,
                 _ = tokio::signal::ctrl_c() => break,
             };
-            let stop = relay
+            let result = relay
                 .run(FrameLink::new(accepted), async {
                     let _ = tokio::signal::ctrl_c().await;
                 })
-                .await?;
-            info!(reason = ?stop, stats = ?relay.stats().snapshot(), "device link ended");
-            if stop == medtunnel_relay::StopReason::Shutdown {
-                break;
+                .await;
+            match result {
+                Ok(medtunnel_relay::StopReason::Shutdown) => break,
+                Ok(reason) => {
+                    info!(?reason, stats = ?relay.stats().snapshot(), "device link ended")
+                }
+                // A device that sends a bad packet or drops mid-packet ends only its own
+                // link; the relay waits for the next connection.
+                Err(medtunnel_relay::RelayError::Device(error)) => {
+                    info!(%error, "device link failed; waiting for the next connection")
+                }
+                Err(error) => return Err(error.into()),
             }
         }
         info!("relay stopped");
@@ -96,13 +106,13 @@ pub struct DeviceArgs {
     #[arg(long)]
     subject: Option<String>,
     /// Trace seconds replayed per real second; 0 sends as fast as acknowledgements allow.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, value_parser = crate::args::speed, default_value_t = 0.0)]
     speed: f64,
     /// Link MTU in bytes (20 to 244).
     #[arg(long, value_parser = mtu, default_value = "185")]
     mtu: usize,
     /// Readings of the generated trace used without --cgm, 5 minutes apart.
-    #[arg(long, default_value_t = 288)]
+    #[arg(long, value_parser = crate::args::reading_count, default_value_t = 288)]
     generated_readings: usize,
     /// Time limit in seconds; the device exits with an error if readings are still
     /// unacknowledged then.
@@ -145,8 +155,13 @@ pub fn run_device(args: DeviceArgs) -> CommandResult {
     ))?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     if !report.completed {
+        let problem = report
+            .last_problem
+            .as_deref()
+            .map(|problem| format!("; last problem: {problem}"))
+            .unwrap_or_default();
         return Err(format!(
-            "{} of {} readings acknowledged before the deadline",
+            "{} of {} readings acknowledged before the deadline{problem}",
             report.acked, report.readings
         )
         .into());

@@ -109,6 +109,8 @@ pub struct CgmReport {
     pub frames_rejected: u64,
     /// Connections made to the relay.
     pub connections: u64,
+    /// Last problem that kept readings from being acknowledged, for a person to read.
+    pub last_problem: Option<String>,
 }
 
 /// Failure that stops the device.
@@ -221,6 +223,10 @@ impl Device<'_> {
                 Ok(link) => link,
                 Err(error) => {
                     debug!(device_id = %self.device_id, %error, "relay not reachable; retrying");
+                    self.report.last_problem = Some(format!(
+                        "relay at {} not reachable: {error}",
+                        self.config.relay_addr
+                    ));
                     sleep(self.config.reconnect_delay).await;
                     continue;
                 }
@@ -423,6 +429,11 @@ impl Device<'_> {
         if let Some(started) = timers.handshake_started {
             if started.elapsed() >= self.config.handshake_timeout {
                 debug!(device_id = %self.device_id, "handshake timed out; starting over");
+                self.report.last_problem = Some(format!(
+                    "no handshake response within {} ms: the cloud is unreachable from the relay, \
+                     or it rejected this device (unknown or revoked key id)",
+                    self.config.handshake_timeout.as_millis()
+                ));
                 self.start_handshake(link, timers).await?;
             }
             if !self.channel.is_established() {

@@ -67,6 +67,7 @@ impl PersistentState {
             path: self.path.clone(),
             message: error.to_string(),
         })?;
+        self.check_consistent(&file)?;
         Ok(DeviceResume {
             next_initiation_counter: file.next_initiation_counter,
             stream: StreamState {
@@ -77,6 +78,30 @@ impl PersistentState {
                 rx_committed: file.rx_committed,
             },
         })
+    }
+
+    /// Rejects counters that no run of the device can have written.
+    fn check_consistent(&self, file: &StateFile) -> Result<(), StateError> {
+        let problem = if file.tx_acked > file.tx_next {
+            Some(format!(
+                "tx_acked {} is above tx_next {}",
+                file.tx_acked, file.tx_next
+            ))
+        } else if file.rx_committed > file.rx_next {
+            Some(format!(
+                "rx_committed {} is above rx_next {}",
+                file.rx_committed, file.rx_next
+            ))
+        } else {
+            None
+        };
+        match problem {
+            Some(message) => Err(StateError::Corrupt {
+                path: self.path.clone(),
+                message,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Saves `resume` atomically. With `durable`, the data is synced to disk before the

@@ -189,7 +189,7 @@ impl<P: CryptoProvider> DeviceChannel<P> {
         let counter = self.next_counter;
         if counter == u32::MAX {
             // A device that used four billion handshakes needs a new key id.
-            return Err(Error::KeysExhausted);
+            return Err(Error::InitiationCountersExhausted);
         }
         let (pending, len) = handshake::initiate(&self.provider, &self.keys, counter, rng, out)?;
         self.next_counter = counter + 1;

@@ -83,6 +83,8 @@ pub enum Error {
     KeysExhausted,
     /// The retransmission queue is full; the caller must wait for acknowledgements.
     QueueFull,
+    /// The device used every initiation counter of its key id; it needs a new key id.
+    InitiationCountersExhausted,
 }
 
 impl Error {
@@ -111,7 +113,7 @@ impl Error {
             | Error::BufferTooSmall { .. }
             | Error::PayloadTooLarge { .. }
             | Error::QueueFull => Blame::Caller,
-            Error::KeysExhausted => Blame::Exhausted,
+            Error::KeysExhausted | Error::InitiationCountersExhausted => Blame::Exhausted,
         }
     }
 }
@@ -152,6 +154,9 @@ impl core::fmt::Display for Error {
                 f.write_str("session keys reached their limit; start a new handshake")
             }
             Error::QueueFull => f.write_str("retransmission queue full; wait for acknowledgements"),
+            Error::InitiationCountersExhausted => f.write_str(
+                "every handshake initiation counter of this key id is used; provision the device again",
+            ),
         }
     }
 }
