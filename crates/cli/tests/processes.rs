@@ -445,3 +445,82 @@ fn phone_reads_stored_values_through_api() {
         assert_eq!(reading["device_time_s"].as_i64().unwrap(), wanted.time_s);
     }
 }
+
+/// Every key and PSK of a data directory, as lowercase hex: the cloud's static secret and
+/// each device's secret and PSK.
+fn key_material(dir: &Path) -> Vec<String> {
+    let mut secrets = Vec::new();
+    let cloud: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("cloud-key.json")).unwrap())
+            .unwrap();
+    for value in cloud.as_object().unwrap().values() {
+        if let Some(text) = value.as_str().filter(|text| text.len() == 64) {
+            secrets.push(text.to_owned());
+        }
+    }
+    for entry in std::fs::read_dir(dir.join("devices")).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.to_string_lossy().ends_with(".json")
+            || path.to_string_lossy().ends_with(".state.json")
+        {
+            continue;
+        }
+        let identity: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for field in ["device_secret", "psk"] {
+            secrets.push(identity[field].as_str().unwrap().to_owned());
+        }
+    }
+    assert!(!secrets.is_empty());
+    secrets
+}
+
+/// Fails if `log` contains any key of `dir`, in lowercase or uppercase hex.
+fn assert_no_key_material(log: &str, dir: &Path) {
+    for secret in key_material(dir) {
+        assert!(!log.contains(&secret), "log contains key material");
+        assert!(
+            !log.contains(&secret.to_uppercase()),
+            "log contains key material"
+        );
+    }
+}
+
+#[test]
+fn service_logs_hold_no_key_material() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    provision(dir, 1);
+    let cloud_log = work.path().join("cloud.log");
+    let relay_log = work.path().join("relay.log");
+    let (cloud, cloud_addr) = start_cloud(dir, "127.0.0.1:0", Some(&cloud_log));
+    let (relay, relay_addr) = start_relay(dir, &cloud_addr, Some(&relay_log));
+    let output = device_command(
+        dir,
+        "cgm-0001",
+        &relay_addr,
+        &[
+            "--log",
+            "trace",
+            "--generated-readings",
+            "30",
+            "--deadline-s",
+            "60",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(output.status.success(), "{}", describe(&output));
+    drop(relay);
+    drop(cloud);
+    let device_log = String::from_utf8_lossy(&output.stderr).into_owned();
+    let cloud_text = std::fs::read_to_string(&cloud_log).unwrap();
+    let relay_text = std::fs::read_to_string(&relay_log).unwrap();
+    assert!(
+        cloud_text.contains("handshake"),
+        "cloud logged at debug level:\n{cloud_text}"
+    );
+    for log in [&cloud_text, &relay_text, &device_log] {
+        assert_no_key_material(log, dir);
+    }
+}
