@@ -16,7 +16,16 @@
 //! | route exists, method does not | [`ApiError::MethodNotAllowed`] | 405 | `method_not_allowed` |
 //! | malformed body, query or path value | [`ApiError::InvalidRequest`] | 400 | `invalid_request` |
 //! | request clashes with stored state | [`ApiError::Conflict`] | 409 | `conflict` |
+//! | change request's state does not allow the action | [`ApiError::InvalidRequestState`] | 409 | `invalid_request_state` |
+//! | requester or reviewer tries to co-sign or review their own change | [`ApiError::SecondClinicianRequired`] | 409 | `second_clinician_required` |
+//! | device not enrolled for therapy commands | [`ApiError::DeviceNotEnrolled`] | 409 | `device_not_enrolled` |
+//! | a service this route needs is not configured | [`ApiError::ServiceUnavailable`] | 503 | `service_unavailable` |
 //! | storage failure or bug on our side | [`ApiError::Internal`] | 500 | `internal_error` |
+//!
+//! A [`medtunnel_therapy::TherapyError`] for an unknown request id or a device of another
+//! patient becomes 404. The request's state, the same-person rule and a missing
+//! enrollment give the three therapy rows above, and storage, key and audit failures
+//! are internal.
 //!
 //! Every body is `{"error": {"code": "...", "message": "..."}}`. An internal error is
 //! logged once, at `error` level, with a correlation id that the body repeats, and its
@@ -31,6 +40,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use rand::RngCore;
 use serde_json::json;
+
+use medtunnel_therapy::TherapyError;
 
 use crate::access::AccessStoreError;
 
@@ -76,6 +87,20 @@ pub enum ApiError {
     /// The request clashes with stored state.
     #[error("{0}")]
     Conflict(String),
+    /// The change request is in a state where the action is not possible, such as a
+    /// review of an approved request.
+    #[error("{0}")]
+    InvalidRequestState(String),
+    /// A clinician tried to review or co-sign a change they requested or reviewed; a
+    /// different clinician must do it.
+    #[error("{0}")]
+    SecondClinicianRequired(String),
+    /// The device takes no therapy commands until an operator enrolls it.
+    #[error("{0}")]
+    DeviceNotEnrolled(String),
+    /// A service the route needs is not configured on this server.
+    #[error("{0}")]
+    ServiceUnavailable(String),
     /// A failure on our side. Its cause is logged, never sent.
     #[error("an internal error occurred")]
     Internal(InternalError),
@@ -120,7 +145,11 @@ impl ApiError {
             ApiError::NotFound(_) | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_)
+            | ApiError::InvalidRequestState(_)
+            | ApiError::SecondClinicianRequired(_)
+            | ApiError::DeviceNotEnrolled(_) => StatusCode::CONFLICT,
+            ApiError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -140,6 +169,10 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::InvalidRequest(_) => "invalid_request",
             ApiError::Conflict(_) => "conflict",
+            ApiError::InvalidRequestState(_) => "invalid_request_state",
+            ApiError::SecondClinicianRequired(_) => "second_clinician_required",
+            ApiError::DeviceNotEnrolled(_) => "device_not_enrolled",
+            ApiError::ServiceUnavailable(_) => "service_unavailable",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -152,6 +185,23 @@ impl From<AccessStoreError> for ApiError {
                 ApiError::Conflict(error.to_string())
             }
             other => ApiError::internal("access store operation", other),
+        }
+    }
+}
+
+impl From<TherapyError> for ApiError {
+    fn from(error: TherapyError) -> Self {
+        match error {
+            TherapyError::RequestNotFound(_) | TherapyError::DevicePatientMismatch { .. } => {
+                ApiError::NotFound(error.to_string())
+            }
+            TherapyError::InvalidState { .. } => ApiError::InvalidRequestState(error.to_string()),
+            TherapyError::NotPermitted(_) => ApiError::SecondClinicianRequired(format!(
+                "{error}; ask another clinician with a grant from the patient"
+            )),
+            TherapyError::DeviceNotEnrolled(_) => ApiError::DeviceNotEnrolled(error.to_string()),
+            TherapyError::NotEnrollable { .. } => ApiError::InvalidRequest(error.to_string()),
+            other => ApiError::internal("therapy service operation", other),
         }
     }
 }

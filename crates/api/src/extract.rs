@@ -1,8 +1,11 @@
 //! Extractors whose rejections are [`ApiError`]s, so that a malformed request gets the
 //! same JSON error body as every other failure.
 
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -96,5 +99,24 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathPar
             .map_err(|rejection| {
                 ApiError::InvalidRequest(format!("invalid path: {}", rejection.body_text()))
             })
+    }
+}
+
+/// IP address of the client's TCP connection, for audit records. It is `None` when the
+/// router runs without [`crate::serve`], which records connections, as in tests.
+///
+/// NOTE: behind a reverse proxy this is the proxy's address, because forwarding headers
+/// are not read.
+pub(crate) struct ClientAddress(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Infallible> {
+        let address = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(address)| address.ip().to_string());
+        Ok(ClientAddress(address))
     }
 }

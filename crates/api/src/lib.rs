@@ -4,7 +4,9 @@
 //! for clinicians and operators) and get short-lived bearer tokens. Access is denied by
 //! default. A patient owns their data and grants caregivers and clinicians scoped,
 //! revocable access. A clinician may open time-limited break-glass access, and the
-//! patient is notified of it. Every read of a patient's data by someone else is recorded
+//! patient is notified of it. The patient, and grantees allowed to request changes, ask
+//! for therapy settings changes, which the patient's policy decides and clinicians
+//! review and co-sign (`medtunnel-therapy`). Every read of a patient's data by someone else is recorded
 //! as a disclosure that the patient and auditors can list. Researchers and operators
 //! never see an individual's health data.
 //!
@@ -41,6 +43,7 @@ mod model;
 pub mod password;
 mod policy;
 mod routes;
+mod signing;
 mod state;
 pub mod token;
 pub mod totp;
@@ -65,17 +68,26 @@ pub use routes::{router, routes, Authentication, Field, Route, RouteMethod};
 pub use state::{ApiState, OpenError};
 
 /// Serves the API on `listener` until `shutdown` completes, then finishes the requests
-/// in flight and returns.
+/// in flight and returns. With a therapy service, it also runs the service's signing
+/// step every 500 ms, which signs approved change requests once their device is ready.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: ApiState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let address = listener.local_addr()?;
+    let signing = state
+        .has_therapy()
+        .then(|| tokio::spawn(signing::run(state.clone())));
     tracing::info!(%address, "API listening");
-    axum::serve(listener, router(state))
+    let service = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let served = axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
-        .await?;
+        .await;
+    if let Some(task) = signing {
+        task.abort();
+    }
+    served?;
     tracing::info!(%address, "API stopped");
     Ok(())
 }

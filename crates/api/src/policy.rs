@@ -4,6 +4,9 @@
 //! - A patient reads and manages their own data only.
 //! - A caregiver or clinician reads a patient's data type only under a grant in force.
 //! - A clinician may also read under an open break-glass session.
+//! - A therapy change request comes from the patient, or from a caregiver or clinician
+//!   under a grant in force that allows `request_changes` on the device's data type.
+//!   Only clinicians with such a grant review and co-sign. Break-glass allows no changes.
 //! - Researchers, operators and auditors never read an individual's health data.
 //!   Auditors read disclosure and break-glass listings; operators list devices.
 
@@ -55,6 +58,72 @@ pub(crate) fn authorize_read(
             data_type.as_str()
         ),
     ))
+}
+
+/// Decides whether `caller` may request a therapy change to `patient`'s `data_type`.
+pub(crate) fn authorize_change_request(
+    state: &ApiState,
+    caller: &Account,
+    patient: AccountId,
+    data_type: DataType,
+) -> Result<(), ApiError> {
+    let now_s = state.now_s();
+    match caller.role {
+        Role::Patient if caller.id == patient => return Ok(()),
+        Role::Caregiver | Role::Clinician => {}
+        Role::Patient => {
+            let rule = "patients can request changes only to their own therapy";
+            return Err(deny(caller, Some(patient), now_s, rule));
+        }
+        role => {
+            let rule = format!("a {role} cannot request therapy changes");
+            return Err(deny(caller, Some(patient), now_s, &rule));
+        }
+    }
+    require_change_grant(state, caller, patient, data_type, "request changes to")
+}
+
+/// Decides whether `caller` may review or co-sign a therapy change to `patient`'s
+/// `data_type`: a clinician under a grant that allows `request_changes` on it.
+pub(crate) fn authorize_review(
+    state: &ApiState,
+    caller: &Account,
+    patient: AccountId,
+    data_type: DataType,
+) -> Result<(), ApiError> {
+    if caller.role != Role::Clinician {
+        let rule = format!(
+            "only clinicians review and co-sign change requests; a {} cannot",
+            caller.role
+        );
+        return Err(deny(caller, Some(patient), state.now_s(), &rule));
+    }
+    require_change_grant(state, caller, patient, data_type, "review changes to")
+}
+
+fn require_change_grant(
+    state: &ApiState,
+    caller: &Account,
+    patient: AccountId,
+    data_type: DataType,
+    verb: &str,
+) -> Result<(), ApiError> {
+    let now_s = state.now_s();
+    let grant = state.access().active_grant(
+        patient,
+        caller.id,
+        data_type,
+        Action::RequestChanges,
+        now_s,
+    )?;
+    if grant.is_some() {
+        return Ok(());
+    }
+    let rule = format!(
+        "no grant in force lets you {verb} {} therapy of patient {patient}; the patient can grant request_changes",
+        data_type.as_str()
+    );
+    Err(deny(caller, Some(patient), now_s, &rule))
 }
 
 /// Records a read as a disclosure when the reader is not the patient. Called before the

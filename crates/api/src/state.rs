@@ -1,9 +1,11 @@
-//! Shared state of the API: the two stores, the clock and the configuration.
+//! Shared state of the API: the two stores, the therapy service, the clock and the
+//! configuration.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use medtunnel_store::{Store, StoreError};
+use medtunnel_therapy::{TherapyConfig, TherapyError, TherapyService};
 use tracing::Span;
 
 use crate::access::{AccessStore, AccessStoreError, SqliteAccessStore};
@@ -17,6 +19,7 @@ use crate::health_data::{HealthData, StoreHealthData};
 pub struct ApiState {
     access: Arc<dyn AccessStore>,
     health: Arc<dyn HealthData>,
+    therapy: Option<Arc<Mutex<TherapyService>>>,
     clock: Arc<dyn Clock>,
     config: Arc<ApiConfig>,
 }
@@ -30,22 +33,34 @@ pub enum OpenError {
     /// The access tables could not be opened or migrated.
     #[error("opening the access tables failed: {0}")]
     Access(#[from] AccessStoreError),
+    /// The therapy service (its tables, audit log and keys) could not be opened.
+    #[error("opening the therapy service failed: {0}")]
+    Therapy(#[from] TherapyError),
 }
 
 impl ApiState {
     /// Opens the cloud database at `db_path` (created if missing) with the system clock
     /// and the default configuration. The telemetry tables and the access tables live in
-    /// the same file, each with its own migrations.
+    /// the same file, each with its own migrations. The therapy service opens the
+    /// directory that contains `db_path`, so the file must be named `cloud.db`, and it
+    /// creates the command-signing and audit checkpoint keys there on first use.
     pub fn open(db_path: impl AsRef<Path>) -> Result<Self, OpenError> {
         let path = db_path.as_ref();
         let store = Store::open(path)?;
-        let access = SqliteAccessStore::open(path, SystemClock.now_s())?;
-        Ok(ApiState::new(
+        let now_s = SystemClock.now_s();
+        let access = SqliteAccessStore::open(path, now_s)?;
+        let dir = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        let therapy = TherapyService::open(dir, TherapyConfig::default(), now_s * 1000)?;
+        let state = ApiState::new(
             Arc::new(access),
             Arc::new(StoreHealthData::new(store)),
             Arc::new(SystemClock),
             ApiConfig::default(),
-        ))
+        );
+        Ok(state.with_therapy(therapy))
     }
 
     /// Builds a state from its parts, for example a [`crate::ManualClock`] in tests.
@@ -58,9 +73,40 @@ impl ApiState {
         ApiState {
             access,
             health,
+            therapy: None,
             clock,
             config: Arc::new(config),
         }
+    }
+
+    /// Adds the therapy service, which the change-request routes need. Without it they
+    /// respond 503.
+    pub fn with_therapy(mut self, therapy: TherapyService) -> Self {
+        self.therapy = Some(Arc::new(Mutex::new(therapy)));
+        self
+    }
+
+    /// Returns true if a therapy service was added with [`ApiState::with_therapy`].
+    pub fn has_therapy(&self) -> bool {
+        self.therapy.is_some()
+    }
+
+    /// Locks the therapy service. Blocking: call it inside [`ApiState::blocking`].
+    pub(crate) fn therapy(&self) -> Result<MutexGuard<'_, TherapyService>, ApiError> {
+        let therapy = self.therapy.as_ref().ok_or_else(|| {
+            ApiError::ServiceUnavailable(
+                "therapy change requests are not enabled on this server".to_owned(),
+            )
+        })?;
+        // NOTE: the service's calls are not single transactions, so a panic while the lock
+        // was held can leave a request without its audit entry. The lock is taken over
+        // anyway, so that one panic does not stop every later change request.
+        Ok(therapy.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Returns the current time in Unix milliseconds, the unit of the therapy service.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_s().saturating_mul(1000)
     }
 
     /// Returns the access store.

@@ -60,6 +60,17 @@ fn expected_status(route: &Route, subject: Subject, granted: bool) -> StatusCode
         (RouteMethod::Post, "/v1/patients/{patient_id}/break-glass") => {
             allowed(role == Role::Clinician)
         }
+        // Changes need the patient or a request_changes grant; break-glass allows none.
+        (RouteMethod::Post, "/v1/patients/{patient_id}/change-requests") => {
+            allowed(role == Role::Patient || (grantee && granted))
+        }
+        (RouteMethod::Get, "/v1/patients/{patient_id}/change-requests/{request_id}") => {
+            allowed(role == Role::Patient || (grantee && granted))
+        }
+        (
+            RouteMethod::Post,
+            "/v1/change-requests/{request_id}/review" | "/v1/change-requests/{request_id}/cosign",
+        ) => allowed(role == Role::Clinician && granted),
         (method, path) => panic!("no expected status for {method:?} {path}; add a row"),
     }
 }
@@ -84,20 +95,43 @@ struct Fixture {
     other_grant_id: i64,
     /// A notification of the patient.
     notification_id: i64,
+    /// A change request of the patient that waits for review.
+    pending_review_id: i64,
+    /// A change request of the patient that waits for a co-signature.
+    needs_cosign_id: i64,
 }
 
 /// Builds a world where a second clinician broke the glass (which notifies the patient)
-/// and a second caregiver has a grant; with `granted`, the caregiver and the clinician
-/// also have grants to all data types.
+/// and a second caregiver has a grant. The patient requested a change that waits for
+/// review, and the second clinician one that waits for a co-signature. With `granted`,
+/// the caregiver and the clinician also have grants to read and request changes to all
+/// data types.
 async fn prepare(world: &World, granted: bool) -> Fixture {
     let patient_token = world.sign_in(&world.patient).await;
     let other_caregiver = world.add_person("cora-caregiver", Role::Caregiver);
     let other_grant_id = world.grant_all(&patient_token, &other_caregiver).await;
     if granted {
-        world.grant_all(&patient_token, &world.caregiver).await;
-        world.grant_all(&patient_token, &world.clinician).await;
+        for grantee in [&world.caregiver, &world.clinician] {
+            world.grant_all(&patient_token, grantee).await;
+            world
+                .grant(
+                    &patient_token,
+                    grantee,
+                    &ALL_DATA_TYPES,
+                    &["request_changes"],
+                )
+                .await;
+        }
     }
     let other_clinician = world.add_person("dr-other", Role::Clinician);
+    world
+        .grant(
+            &patient_token,
+            &other_clinician,
+            &ALL_DATA_TYPES,
+            &["request_changes"],
+        )
+        .await;
     let other_clinician_token = world.sign_in(&other_clinician).await;
     let path = format!("/v1/patients/{}/break-glass", world.patient.id());
     let body = json!({ "reason": "unconscious in the emergency room" });
@@ -107,17 +141,52 @@ async fn prepare(world: &World, granted: bool) -> Fixture {
     let notification_id = notifications.body["notifications"][0]["id"]
         .as_i64()
         .unwrap();
+
+    world.report_pump_status(Some([7; 16]));
+    let changes = format!("/v1/patients/{}/change-requests", world.patient.id());
+    let temp_basal = json!({
+        "device_id": world.pump,
+        "change": { "kind": "temp_basal", "percent": 150, "duration_minutes": 30 },
+    });
+    let pending = world.post(&changes, &patient_token, &temp_basal).await;
+    assert_eq!(
+        pending.body["state"], "pending_review",
+        "{:?}",
+        pending.body
+    );
+    let profile = json!({
+        "device_id": world.pump,
+        "change": {
+            "kind": "basal_profile",
+            "segments": [{ "start_minute": 0, "units_per_hour": 1.2 }],
+        },
+    });
+    let high_risk = world.post(&changes, &other_clinician_token, &profile).await;
+    assert_eq!(
+        high_risk.body["state"], "needs_cosign",
+        "{:?}",
+        high_risk.body
+    );
     Fixture {
         other_grant_id,
         notification_id,
+        pending_review_id: pending.body["id"].as_i64().unwrap(),
+        needs_cosign_id: high_risk.body["id"].as_i64().unwrap(),
     }
 }
 
+const ALL_DATA_TYPES: [&str; 4] = ["glucose", "insulin", "cardiac", "device_status"];
+
 /// Builds the concrete path and body of a route's request in a world.
 fn request_for(route: &Route, world: &World, fixture: &Fixture) -> (String, Option<Value>) {
+    let request_id = match route.path {
+        "/v1/change-requests/{request_id}/cosign" => fixture.needs_cosign_id,
+        _ => fixture.pending_review_id,
+    };
     let path = route
         .path
         .replace("{patient_id}", &world.patient.id().to_string())
+        .replace("{request_id}", &request_id.to_string())
         .replace("{grant_id}", &fixture.other_grant_id.to_string())
         .replace("{notification_id}", &fixture.notification_id.to_string());
     let body = match (route.method, route.path) {
@@ -134,6 +203,13 @@ fn request_for(route: &Route, world: &World, fixture: &Fixture) -> (String, Opti
             "reason": "patient found unresponsive",
             "duration_minutes": 30,
         })),
+        (RouteMethod::Post, "/v1/patients/{patient_id}/change-requests") => Some(json!({
+            "device_id": world.pump,
+            "change": { "kind": "temp_basal", "percent": 110, "duration_minutes": 30 },
+        })),
+        (RouteMethod::Post, "/v1/change-requests/{request_id}/review") => {
+            Some(json!({ "approve": true }))
+        }
         _ => None,
     };
     (path, body)
@@ -234,7 +310,8 @@ async fn anonymous_gets_401_outside_open_routes() {
         let path = path
             .replace("patient_id", "1")
             .replace("grant_id", "1")
-            .replace("notification_id", "1");
+            .replace("notification_id", "1")
+            .replace("request_id", "1");
         let reply = send(&world.router, method(route), &path, None, None).await;
         assert_eq!(
             reply.status,

@@ -415,7 +415,7 @@ async fn operator_sees_devices_but_no_readings() {
     let reply = world.get("/v1/devices", &operator).await;
     assert_eq!(reply.status, StatusCode::OK);
     let devices = reply.body["devices"].as_array().unwrap();
-    assert_eq!(devices.len(), 4);
+    assert_eq!(devices.len(), 5);
     for device in devices {
         let keys: Vec<&String> = device.as_object().unwrap().keys().collect();
         assert_eq!(keys, ["device_id", "model", "status"]);

@@ -1,6 +1,8 @@
 //! The route table. The router, the OpenAPI document and the authorization tests are
 //! all built from [`routes`], so no route can exist in one of them and not the others.
 
+mod change_body;
+mod change_requests;
 mod consent;
 mod fleet;
 mod me;
@@ -59,7 +61,7 @@ pub enum Authentication {
 pub struct Field {
     /// Name.
     pub name: &'static str,
-    /// OpenAPI type: `string`, `integer` or `array` (of strings).
+    /// OpenAPI type: `string`, `integer`, `boolean`, `object` or `array` (of strings).
     pub kind: &'static str,
     /// Whether it must be present.
     pub required: bool,
@@ -278,6 +280,50 @@ static ROUTES: &[Route] = &[
         query: &[],
         body: &[],
         handler: |filter| on(filter, consent::list_disclosures),
+    },
+    Route {
+        method: Post,
+        path: "/v1/patients/{patient_id}/change-requests",
+        operation_id: "submit_change_request",
+        summary: "Requests a therapy settings change on a patient's pump or pacemaker; the response's state is the policy's decision (the patient, or a grantee with request_changes).",
+        authentication: BearerToken,
+        success_status: 201,
+        query: &[],
+        body: change_requests::SUBMIT_FIELDS,
+        handler: |filter| on(filter, change_requests::submit),
+    },
+    Route {
+        method: Get,
+        path: "/v1/patients/{patient_id}/change-requests/{request_id}",
+        operation_id: "get_change_request",
+        summary: "Returns a change request with its state, reasons, reviewer and co-signer (the patient, a grantee with read, or break-glass).",
+        authentication: BearerToken,
+        success_status: 200,
+        query: &[],
+        body: &[],
+        handler: |filter| on(filter, change_requests::show),
+    },
+    Route {
+        method: Post,
+        path: "/v1/change-requests/{request_id}/review",
+        operation_id: "review_change_request",
+        summary: "Approves or rejects a change request that waits for review (clinicians with request_changes, other than the requester).",
+        authentication: BearerToken,
+        success_status: 200,
+        query: &[],
+        body: change_requests::REVIEW_FIELDS,
+        handler: |filter| on(filter, change_requests::review),
+    },
+    Route {
+        method: Post,
+        path: "/v1/change-requests/{request_id}/cosign",
+        operation_id: "cosign_change_request",
+        summary: "Co-signs a high-risk change request (clinicians with request_changes, other than the requester and reviewer).",
+        authentication: BearerToken,
+        success_status: 200,
+        query: &[],
+        body: &[],
+        handler: |filter| on(filter, change_requests::cosign),
     },
 ];
 

@@ -22,12 +22,17 @@ use medtunnel_api::{
     AccessStore, Account, ApiConfig, ApiState, ManualClock, PasswordCost, Role, SqliteAccessStore,
     StoreHealthData,
 };
-use medtunnel_records::CgmMeasurement;
+use medtunnel_command::body::BasalProfile;
+use medtunnel_command::limits::PumpMaxSettings;
+use medtunnel_command::{Insulin, InsulinRate};
+use medtunnel_records::{CgmMeasurement, DeviceStatus, PumpStatus, StatusSettings};
 use medtunnel_store::provision::{
     provision_cloud, provision_devices, CloudIdentity, DeviceIdentityFile,
 };
 use medtunnel_store::{DeviceModel, IncomingReading, NewDevice, Store};
+use medtunnel_therapy::{CommandDelivery, Requester, TherapyConfig, TherapyService};
 use serde_json::Value;
+use tempfile::TempDir;
 use tower::ServiceExt;
 
 /// Start of the test clock: 2024-01-01 00:00:00 UTC.
@@ -55,15 +60,13 @@ fn log_buffer() -> &'static Arc<Mutex<Vec<u8>>> {
         let buffer = Arc::new(Mutex::new(Vec::new()));
         let writer_buffer = Arc::clone(&buffer);
         let subscriber = tracing_subscriber::fmt()
+            // Plain text, whatever features the workspace build enables (`ansi`).
+            .with_ansi(false)
             .with_max_level(tracing::Level::TRACE)
             .with_writer(move || BufferWriter(Arc::clone(&writer_buffer)))
             .finish();
         tracing::subscriber::set_global_default(subscriber)
             .expect("no other test code installs a global subscriber");
-        // A callsite that another test thread registered while the subscriber was being
-        // installed can keep a cached "never" interest; recompute every interest so no
-        // event of the scenario is dropped.
-        tracing::callsite::rebuild_interest_cache();
         buffer
     })
 }
@@ -273,6 +276,11 @@ pub struct World {
     pub pump: String,
     /// A CGM of no patient.
     pub unlinked_cgm: String,
+    /// A pacemaker, enrolled for the patient's therapy but not linked to the patient.
+    pub pacemaker: String,
+    /// Directory of the therapy service's `cloud.db` and keys, where the pump and the
+    /// pacemaker are registered.
+    pub therapy_dir: TempDir,
 }
 
 impl World {
@@ -306,8 +314,13 @@ impl World {
                 .unwrap();
         }
         let device_id = |index: usize| template.devices[index].device_id.clone();
-        let (cgm, second_cgm, unlinked_cgm, pump) =
-            (device_id(0), device_id(1), device_id(2), device_id(3));
+        let (cgm, second_cgm, unlinked_cgm, pump, pacemaker) = (
+            device_id(0),
+            device_id(1),
+            device_id(2),
+            device_id(3),
+            device_id(4),
+        );
         store.ingest(&cgm, &readings(READING_COUNT)).unwrap();
         store.ingest(&unlinked_cgm, &readings(3)).unwrap();
 
@@ -326,10 +339,14 @@ impl World {
             clock.clone(),
             config,
         );
+        let patient = make_person(state.access(), "pat", Role::Patient);
+        let therapy_dir = tempfile::tempdir().unwrap();
+        let therapy = open_therapy(therapy_dir.path(), patient.id(), &[&pump, &pacemaker]);
+        let state = state.with_therapy(therapy);
         let person = |username: &str, role: Role| make_person(state.access(), username, role);
         let world = World {
             router: medtunnel_api::router(state.clone()),
-            patient: person("pat", Role::Patient),
+            patient,
             caregiver: person("carl-caregiver", Role::Caregiver),
             clinician: person("dr-clara", Role::Clinician),
             researcher: person("rita-research", Role::Researcher),
@@ -341,6 +358,8 @@ impl World {
             second_cgm,
             pump,
             unlinked_cgm,
+            pacemaker,
+            therapy_dir,
         };
         for device in [&world.cgm, &world.second_cgm, &world.pump] {
             medtunnel_api::admin::link_device(&world.state, world.patient.username(), device)
@@ -400,10 +419,27 @@ impl World {
 
     /// Grants `grantee` read access to every data type of the patient; returns the id.
     pub async fn grant_all(&self, patient_token: &str, grantee: &Person) -> i64 {
+        self.grant(
+            patient_token,
+            grantee,
+            &["glucose", "insulin", "cardiac", "device_status"],
+            &["read"],
+        )
+        .await
+    }
+
+    /// Grants `grantee` the `actions` on the patient's `data_types`; returns the id.
+    pub async fn grant(
+        &self,
+        patient_token: &str,
+        grantee: &Person,
+        data_types: &[&str],
+        actions: &[&str],
+    ) -> i64 {
         let body = serde_json::json!({
             "grantee": grantee.username(),
-            "data_types": ["glucose", "insulin", "cardiac", "device_status"],
-            "actions": ["read"],
+            "data_types": data_types,
+            "actions": actions,
         });
         let reply = self
             .post(
@@ -417,11 +453,85 @@ impl World {
     }
 }
 
+impl World {
+    /// Opens the gateway's side of the therapy tables, as the tunnel gateway does.
+    pub fn delivery(&self) -> CommandDelivery {
+        CommandDelivery::open_dir(self.therapy_dir.path(), self.clock_now() * 1000).unwrap()
+    }
+
+    /// Stores a status report of the pump, without which the policy rejects every pump
+    /// change; a `challenge` lets high-risk changes be signed at once.
+    pub fn report_pump_status(&self, challenge: Option<[u8; 16]>) {
+        let now_ms = self.clock_now() * 1000;
+        self.delivery()
+            .record_status(&self.pump, &pump_status(challenge), now_ms, "test#1")
+            .unwrap();
+    }
+}
+
+/// Builds a status report of a pump in epoch 1 with a flat basal of 1 U/h, maximum bolus 15 U,
+/// maximum basal 5 U/h and maximum insulin on board 30 U.
+pub fn pump_status(challenge: Option<[u8; 16]>) -> DeviceStatus {
+    DeviceStatus {
+        epoch: 1,
+        session_clock_ms: 10_000,
+        last_executed_sequence: 0,
+        last_executed_command_id: [0; 16],
+        challenge,
+        settings: StatusSettings::Pump(PumpStatus {
+            suspended: false,
+            max: PumpMaxSettings {
+                max_bolus: Insulin(1500),
+                max_basal: InsulinRate(500),
+                max_insulin_on_board: Insulin(3000),
+            },
+            delivered_today: 0,
+            basal_profile: BasalProfile::flat(InsulinRate(100)),
+        }),
+    }
+}
+
+/// Opens a therapy service in `dir` with `devices` registered there and enrolled for
+/// the patient.
+fn open_therapy(dir: &std::path::Path, patient_id: i64, devices: &[&str]) -> TherapyService {
+    let template = device_template();
+    let mut store = Store::open(dir.join(medtunnel_therapy::DATABASE_FILE)).unwrap();
+    store
+        .register_cloud_key(template.cloud.cloud_key_id, &template.cloud.public)
+        .unwrap();
+    for identity in template
+        .devices
+        .iter()
+        .filter(|identity| devices.contains(&identity.device_id.as_str()))
+    {
+        store
+            .register_device(&NewDevice {
+                device_id: identity.device_id.clone(),
+                model: identity.model,
+                key_id: identity.key_id,
+                static_public: identity.device_public,
+                psk: identity.psk.clone(),
+                cloud_key_id: identity.cloud_key_id,
+            })
+            .unwrap();
+    }
+    drop(store);
+    let now_ms = START_S * 1000;
+    let mut therapy = TherapyService::open(dir, TherapyConfig::default(), now_ms).unwrap();
+    let operator = Requester::new("operator", medtunnel_therapy::Role::Operator);
+    for device_id in devices {
+        therapy
+            .enroll_device(&operator, device_id, &patient_id.to_string(), now_ms)
+            .unwrap();
+    }
+    therapy
+}
+
 /// Identities provisioned once per test binary, because key generation and the writing of
 /// identity files would otherwise dominate the time of each world.
 struct DeviceTemplate {
     cloud: CloudIdentity,
-    /// Three CGMs, then one insulin pump.
+    /// Three CGMs, one insulin pump, then one pacemaker.
     devices: Vec<DeviceIdentityFile>,
 }
 
@@ -436,6 +546,7 @@ fn device_template() -> &'static DeviceTemplate {
         for (model, prefix, count) in [
             (DeviceModel::Cgm, "cgm-", 3),
             (DeviceModel::InsulinPump, "pump-", 1),
+            (DeviceModel::Pacemaker, "pacemaker-", 1),
         ] {
             for identity in provision_devices(dir.path(), &mut store, model, count, prefix).unwrap()
             {
