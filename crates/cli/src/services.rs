@@ -58,32 +58,57 @@ pub fn run_relay(args: RelayArgs) -> CommandResult {
         let listen = listener.local_addr()?;
         info!(%listen, cloud = %args.cloud, "relay started");
         println!("relay listening on {listen} for one device at a time; Ctrl-C stops it");
+        let relay = Arc::new(relay);
+        let mut current: Option<RunningLink> = None;
         loop {
-            let accepted = tokio::select! {
+            let link = tokio::select! {
                 accepted = BleLink::accept(&listener, args.mtu) => accepted?,
                 _ = tokio::signal::ctrl_c() => break,
             };
-            let result = relay
-                .run(FrameLink::new(accepted), async {
-                    let _ = tokio::signal::ctrl_c().await;
-                })
-                .await;
-            match result {
-                Ok(medtunnel_relay::StopReason::Shutdown) => break,
-                Ok(reason) => {
-                    info!(?reason, stats = ?relay.stats().snapshot(), "device link ended")
-                }
-                // A device that sends a bad packet or drops mid-packet ends only its own
-                // link; the relay waits for the next connection.
-                Err(medtunnel_relay::RelayError::Device(error)) => {
-                    info!(%error, "device link failed; waiting for the next connection")
-                }
-                Err(error) => return Err(error.into()),
+            // The newest link wins: a device reconnects after its old link died, and an
+            // idle or silent client cannot hold the relay against the device.
+            if let Some(previous) = current.take() {
+                previous.stop().await;
             }
+            current = Some(RunningLink::start(Arc::clone(&relay), link));
+        }
+        if let Some(previous) = current.take() {
+            previous.stop().await;
         }
         info!("relay stopped");
         Ok(())
     })
+}
+
+/// One device link that the relay serves in a task of its own.
+struct RunningLink {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<medtunnel_relay::StopReason, medtunnel_relay::RelayError>>,
+}
+
+impl RunningLink {
+    fn start(relay: Arc<Relay>, link: BleLink) -> Self {
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            relay
+                .run(FrameLink::new(link), async move {
+                    let _ = stopped.changed().await;
+                })
+                .await
+        });
+        RunningLink { stop, task }
+    }
+
+    /// Stops the link if it still runs and logs how it ended. A device that sent a bad
+    /// packet or dropped mid-packet ended only its own link.
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        match self.task.await {
+            Ok(Ok(reason)) => info!(?reason, "device link ended"),
+            Ok(Err(error)) => info!(%error, "device link failed"),
+            Err(error) => info!(%error, "device link task ended abnormally"),
+        }
+    }
 }
 
 #[derive(Args)]

@@ -524,3 +524,35 @@ fn service_logs_hold_no_key_material() {
         assert_no_key_material(log, dir);
     }
 }
+
+#[test]
+fn relay_survives_bad_and_idle_clients() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    provision(dir, 1);
+    let (_cloud, cloud_addr) = start_cloud(dir, "127.0.0.1:0", None);
+    let (_relay, relay_addr) = start_relay(dir, &cloud_addr, None);
+
+    // A packet length of 0 is invalid, and a link that closes inside a packet is cut short.
+    for bytes in [&b"\x00"[..], &b"\xff"[..], &b"\x05ab"[..]] {
+        let mut bad = std::net::TcpStream::connect(&relay_addr).unwrap();
+        std::io::Write::write_all(&mut bad, bytes).unwrap();
+        drop(bad);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A client that connects and stays silent must not hold the relay.
+    let idle = std::net::TcpStream::connect(&relay_addr).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+
+    let output = device_command(
+        dir,
+        "cgm-0001",
+        &relay_addr,
+        &["--generated-readings", "10", "--deadline-s", "30"],
+    )
+    .output()
+    .unwrap();
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(stored_count(dir, "cgm-0001"), 10);
+    drop(idle);
+}

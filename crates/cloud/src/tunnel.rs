@@ -20,7 +20,7 @@ use medtunnel_records::Record;
 use medtunnel_store::lost::SkipReason;
 use medtunnel_store::{ChannelState, DeviceRecord, IncomingReading, StoreError};
 use rand::rngs::OsRng;
-use tracing::{debug, info, trace};
+use tracing::{debug, info, trace, warn};
 
 use crate::delivery::TherapyLink;
 use crate::shared::{unix_now_ms, Shared};
@@ -408,6 +408,18 @@ impl Tunnel {
                             let outcome = store.ingest(&device_id, readings)?;
                             stored += outcome.stored;
                             duplicates += outcome.duplicates;
+                            if outcome.conflicting_duplicates > 0 {
+                                // Different readings under sequence numbers already stored
+                                // come from a second device with the same identity or from
+                                // a device whose counters were rolled back.
+                                warn!(
+                                    device_id = %device_id,
+                                    conflicting = outcome.conflicting_duplicates,
+                                    "device reused sequence numbers with different readings: \
+                                     possible cloned identity or restored device state; \
+                                     the first stored readings are kept"
+                                );
+                            }
                             outcome.rx_acked_seq
                         }
                         Step::Skip {
