@@ -16,7 +16,7 @@ pub const DATABASE_FILE: &str = "cloud.db";
 
 #[derive(Args)]
 pub struct ProvisionArgs {
-    /// Data directory: receives cloud.db, cloud-key.json and devices/<id>.json.
+    /// Data directory: receives cloud.db, cloud-key.json and `devices/<id>.json`.
     #[arg(long)]
     dir: PathBuf,
     /// Number of device identities to create.

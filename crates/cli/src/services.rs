@@ -113,7 +113,7 @@ impl RunningLink {
 
 #[derive(Args)]
 pub struct DeviceArgs {
-    /// Device identity file written by `medtunnel provision` (DIR/devices/<id>.json).
+    /// Device identity file written by `medtunnel provision` (`DIR/devices/<id>.json`).
     #[arg(long)]
     identity: PathBuf,
     /// Address of the relay's Bluetooth LE link.

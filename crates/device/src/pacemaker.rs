@@ -1,6 +1,6 @@
 //! A simulated pacemaker remote-monitoring unit: the pacemaker model of
 //! `medtunnel-command` with telemetry and settings saved across reboots, served through
-//! the tunnel by [`run_therapy_device`](crate::therapy_device::run_therapy_device).
+//! the tunnel by [`run_therapy_device`].
 //!
 //! A lost channel changes nothing: the implant keeps pacing with its last settings.
 

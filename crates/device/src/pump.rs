@@ -1,6 +1,6 @@
 //! A simulated insulin pump: the pump model of `medtunnel-command` with a basal delivery
 //! loop, telemetry and settings saved across reboots, served through the tunnel by
-//! [`run_therapy_device`](crate::therapy_device::run_therapy_device).
+//! [`run_therapy_device`].
 //!
 //! The basal program runs on the pump's own clock whatever happens to the channel. A
 //! channel silent for longer than the configured limit stops remote boluses only.
