@@ -52,8 +52,8 @@ impl PersistentState {
 
     /// Loads the saved state, or the initial state if the file does not exist.
     ///
-    /// Messages that were unacknowledged at the time of the save are not in the file;
-    /// the resume state marks them as given up, so the cloud reports them lost instead
+    /// Messages that were unacknowledged at the time of the save are not in the file.
+    /// The resume state marks them as given up, so the cloud reports them lost instead
     /// of waiting for them.
     pub fn load(&self) -> Result<DeviceResume, StateError> {
         let text = match std::fs::read_to_string(&self.path) {
@@ -105,8 +105,8 @@ impl PersistentState {
     }
 
     /// Saves `resume` atomically. With `durable`, the data is synced to disk before the
-    /// rename, as it must be before a handshake uses a new initiation counter; without,
-    /// it survives a crash of the process but not a power loss.
+    /// rename, as it must be before a handshake uses a new initiation counter. Without
+    /// it, the file survives a crash of the process but not a power loss.
     pub fn save(&self, resume: &DeviceResume, durable: bool) -> Result<(), StateError> {
         let file = StateFile {
             next_initiation_counter: resume.next_initiation_counter,

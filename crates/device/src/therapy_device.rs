@@ -37,7 +37,7 @@ use crate::keystore::KeyStore;
 use crate::state::{PersistentState, StateError};
 use crate::therapy_state::{TherapyState, TherapyStateFile};
 
-/// Unacknowledged records the device holds at most.
+/// Maximum number of unacknowledged records in the device's queue.
 const QUEUE_SLOTS: usize = 32;
 /// Largest record the queue holds: a status report with a 24-segment basal profile is
 /// 151 bytes.
@@ -109,7 +109,7 @@ impl TherapyDeviceConfig {
     }
 }
 
-/// What a run did so far. A test or demo reads it while the device runs.
+/// Counters of a run so far. A test or demo reads them while the device runs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct TherapyDeviceReport {
     /// Boot epoch of this run.
@@ -230,7 +230,7 @@ struct Timers {
     last_telemetry: Instant,
 }
 
-/// Why a step stopped.
+/// Reason a step stopped.
 enum StepError {
     Link,
     Fatal(TherapyDeviceError),

@@ -154,7 +154,7 @@ pub struct CurrentSettings {
     pub cgm: Option<CgmThresholds>,
 }
 
-/// What the cloud knows about the patient at the time of the request.
+/// State the cloud has recorded about the patient at the time of the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyContext {
     /// Insulin delivered today in 0.01 U, as reported by the pump.
