@@ -115,8 +115,9 @@ pub struct Summary {
     pub frames_rejected_by_devices: u64,
     /// Packets rejected by the relays' reassemblers.
     pub fragments_rejected_by_relays: u64,
-    /// Sequence gaps the gateway detected.
-    pub gaps_detected: u64,
+    /// Frames the gateway received ahead of a missing sequence number (each one a gap
+    /// event; the sender resends them after the missing one).
+    pub frames_after_gap: u64,
     /// Wall-clock time of the replay, in seconds.
     pub elapsed_s: f64,
     /// Readings stored per second of the replay.
@@ -525,7 +526,7 @@ fn summarize(
             .iter()
             .map(|relay| relay.faults_injected.iter().sum::<u64>())
             .sum(),
-        gaps_detected: gateway.gaps_detected,
+        frames_after_gap: gateway.gaps_detected,
         elapsed_s,
         readings_per_second: if elapsed_s > 0.0 {
             stored as f64 / elapsed_s
@@ -553,7 +554,7 @@ fn print_summary(summary: &Summary) {
     println!("  frames rejected          {}", summary.frames_rejected);
     println!("  faults injected          {}", summary.faults_injected);
     println!("  retransmissions          {}", summary.retransmissions);
-    println!("  sequence gaps detected   {}", summary.gaps_detected);
+    println!("  frames after a gap       {}", summary.frames_after_gap);
     println!(
         "  handshakes               {} ({} bytes each)",
         summary.handshakes, summary.handshake_bytes
