@@ -26,7 +26,7 @@ pub enum KeyStoreError {
     Malformed {
         /// File path.
         path: PathBuf,
-        /// What is wrong, without any key bytes.
+        /// Description of the problem, without any key bytes.
         message: String,
     },
     /// A key field is not 32 bytes of hex.
@@ -42,7 +42,7 @@ pub enum KeyStoreError {
 /// Source of the keys a device needs for its tunnel.
 ///
 /// NOTE: this interface hands the static secret to the channel core, as a software store
-/// must; a secure-element store will instead perform the X25519 operations inside the
+/// must. A secure-element store will instead perform the X25519 operations inside the
 /// element, which needs a core API that takes a DH callback.
 pub trait KeyStore {
     /// Device id, as registered at the cloud.

@@ -22,9 +22,9 @@ use rand_core::CryptoRngCore;
 use crate::crypto::{CryptoProvider, TAG_LEN};
 use crate::error::Error;
 use crate::handshake::{self, CloudKeys, DeviceKeys, PeerKeys, PendingInitiation};
-use crate::record::{self, Record};
+use crate::record;
 use crate::stream::{Incoming, StreamState};
-use crate::transport::{Limits, OpenedWith, Session};
+use crate::transport::{Limits, Session};
 use crate::wire::{self, FrameKind, TRANSPORT_HEADER_LEN};
 
 /// Channel health, as reported to the therapy logic.
@@ -423,8 +423,3 @@ impl<P: CryptoProvider> CloudChannel<P> {
         self.key_id
     }
 }
-
-const _: fn() = || {
-    let _ = OpenedWith::Current;
-    let _: Option<Record<'static>> = None;
-};

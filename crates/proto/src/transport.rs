@@ -1,9 +1,9 @@
 //! Transport keys of an established tunnel: counters, the replay window, key limits and
 //! the brief overlap of old and new keys after a rekey.
 //!
-//! Order of checks on receive, for every candidate key of the frame's phase:
-//! reconstruct the 64-bit counter, check the replay window (no decryption yet), open the
-//! AEAD, and only then check the message limit and record the counter in the window. A
+//! Order of checks on receive, for every candidate key of the frame's phase: reconstruct
+//! the 64-bit counter and check the replay window, without decrypting. Then open the
+//! AEAD, and only after that check the message limit and record the counter. A
 //! forged frame with a huge counter therefore never moves the window and is reported as
 //! a decryption failure, not as exhausted keys.
 
@@ -166,8 +166,8 @@ impl<C: Cipher> Session<C> {
     }
 
     /// Installs the keys of a completed handshake on the responder. They stay pending
-    /// until the initiator proves it has them by sending a frame under them; until
-    /// then this side keeps sending with the current keys.
+    /// until the initiator proves it has them by sending a frame under them. Until then
+    /// this side keeps sending with the current keys.
     pub fn install_responder<P: CryptoProvider<Cipher = C>>(
         &mut self,
         provider: &P,
